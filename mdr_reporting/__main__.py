@@ -1,0 +1,3 @@
+from mdr_reporting.cli.main import main
+
+main()

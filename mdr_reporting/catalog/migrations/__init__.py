@@ -1,0 +1,1 @@
+"""Alembic migrations of the catalog; they run on SQLite and PostgreSQL alike."""

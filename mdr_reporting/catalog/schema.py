@@ -1,0 +1,116 @@
+"""Catalog tables in SQLAlchemy Core; the migrations create exactly these (a test checks)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["UTCDateTime", "accounts", "api_keys", "metadata", "requests"]
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on SQLite (naive text) and PostgreSQL (timestamptz)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the catalog")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("parent_id", String(64), ForeignKey("accounts.id"), nullable=True, index=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_used_at", UTCDateTime, nullable=True),
+)
+
+requests = Table(
+    "requests",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("accounts", Text, nullable=False),  # JSON list: every account the report covers
+    Column("start_time", UTCDateTime, nullable=False),
+    Column("end_time", UTCDateTime, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("directions", Text, nullable=False),  # JSON int list
+    Column("record_types", Text, nullable=False),  # JSON int list
+    Column("connections", Text, nullable=False),  # JSON string list
+    Column("profiles", Text, nullable=False),  # JSON string list
+    Column("report_name", String(255), nullable=False),
+    Column("filters", Text, nullable=False),  # normalised JSON
+    Column("include_message_body", Boolean, nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("webhook_url", Text, nullable=True),
+    Column("managed_accounts", Text, nullable=False),  # JSON string list, as sent
+    Column("select_all_managed_accounts", Boolean, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("warnings", Text, nullable=False),  # JSON string list
+    Column("record_count", Integer, nullable=True),
+    Column("size_bytes", Integer, nullable=True),
+    Column("file_key", Text, nullable=True),
+    Column("completed_at", UTCDateTime, nullable=True),
+    Column("expires_at", UTCDateTime, nullable=True),
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("error", Text, nullable=True),
+    # the job columns: the request row is the job
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("idempotency_key", String(255), nullable=True),
+    Column("idempotency_hash", String(64), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("deleted_at", UTCDateTime, nullable=True),
+    UniqueConstraint("account_id", "idempotency_key", name="uq_requests_idempotency"),
+    Index("ix_requests_account_created", "account_id", "created_at"),
+    Index("ix_requests_status_lease", "status", "lease_expires_at"),
+)

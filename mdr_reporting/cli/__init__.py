@@ -1,0 +1,1 @@
+"""Command line: the `mdr` entry point and its commands (cli.md)."""

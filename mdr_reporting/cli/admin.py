@@ -1,0 +1,113 @@
+"""`mdr admin ...` and `mdr migrate`: local administration against the catalog (cli.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from mdr_reporting.catalog import Catalog, KeyScope
+from mdr_reporting.cli.common import emit, fail, load, settings_options
+from mdr_reporting.domain.errors import MdrError
+from mdr_reporting.settings import Settings
+
+__all__ = ["admin", "migrate", "open_catalog"]
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    """The catalog of the settings, migrated; a one-line exit if it cannot be opened."""
+    try:
+        catalog = Catalog(settings.catalog_url)
+        catalog.migrate()
+    except MdrError as exc:
+        fail(exc.detail)
+    except Exception as exc:
+        fail(f"cannot open the catalog at {settings.catalog_url}: {exc.__class__.__name__}: {exc}")
+    return catalog
+
+
+def _run(settings_flags: dict[str, Any], action: Any) -> Any:
+    catalog = open_catalog(load(**settings_flags))
+    try:
+        return action(catalog)
+    except MdrError as exc:
+        fail(exc.detail)
+    finally:
+        catalog.close()
+
+
+@click.command()
+@settings_options
+def migrate(**flags: Any) -> None:
+    """Apply catalog migrations (also done at start-up)."""
+    settings = load(**flags)
+    open_catalog(settings).close()
+    click.echo(f"catalog is up to date: {settings.catalog_url}")
+
+
+@click.group()
+def admin() -> None:
+    """Accounts and API keys."""
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+
+@admin.command("create-account")
+@click.argument("name")
+@click.option("--id", "account_id", default=None, help="Account id (default: a new UUID).")
+@click.option("--parent", "parent_id", default=None, help="Parent account id.")
+@json_option
+@settings_options
+def create_account(
+    name: str, account_id: str | None, parent_id: str | None, as_json: bool, **flags: Any
+) -> None:
+    """Create an account."""
+    account = _run(
+        flags, lambda c: c.create_account(name, account_id=account_id, parent_id=parent_id)
+    )
+    parent = f" (parent {account.parent_id})" if account.parent_id else ""
+    emit(account.to_json(), as_json, f"created account {account.id} {account.name!r}{parent}")
+
+
+@admin.command("create-key")
+@click.option("--account", "account_id", required=True, help="Account the key acts for.")
+@click.option(
+    "--scope", required=True, type=click.Choice([s.value for s in KeyScope]), help="Key scope."
+)
+@json_option
+@settings_options
+def create_key(account_id: str, scope: str, as_json: bool, **flags: Any) -> None:
+    """Create an API key; its secret is shown only here."""
+    new = _run(flags, lambda c: c.create_key(account_id, scope))
+    data = {"id": new.key.id, "key": new.secret, "account_id": account_id, "scope": scope}
+    emit(
+        data,
+        as_json,
+        f"created {scope} key {new.key.id} for account {account_id}\n"
+        f"key: {new.secret}\n(store it now: it is not shown again)",
+    )
+
+
+@admin.command("revoke-key")
+@click.argument("key_id")
+@json_option
+@settings_options
+def revoke_key(key_id: str, as_json: bool, **flags: Any) -> None:
+    """Revoke an API key."""
+    key = _run(flags, lambda c: c.revoke_key(key_id))
+    emit({"id": key.id, "revoked": True}, as_json, f"revoked key {key.id}")
+
+
+@admin.command("list-accounts")
+@json_option
+@settings_options
+def list_accounts(as_json: bool, **flags: Any) -> None:
+    """List accounts."""
+    found = _run(flags, lambda c: c.list_accounts())
+    lines = [f"{a.id}\t{a.name}\t{a.parent_id or '-'}" for a in found]
+    emit(
+        {"accounts": [a.to_json() for a in found]},
+        as_json,
+        "\n".join(["id\tname\tparent_id", *lines]),
+    )

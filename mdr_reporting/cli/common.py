@@ -1,0 +1,55 @@
+"""What every command shares: settings options and one-line errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from mdr_reporting.settings import Settings, SettingsError, ensure_signing_secret, load_settings
+
+__all__ = ["emit", "fail", "load", "settings_options"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def settings_options(func: F) -> F:
+    """Add --data-dir and --config, which every command touching local state takes."""
+
+    @click.option(
+        "--data-dir",
+        "data_dir",
+        type=str,
+        default=None,
+        help="Data folder (MDR_DATA_DIR; default ./mdr-data).",
+    )
+    @click.option(
+        "--config", "config", type=str, default=None, help="TOML config file (MDR_CONFIG)."
+    )
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def load(**flags: Any) -> Settings:
+    """Settings from flags, environment, config file and defaults, or a one-line exit."""
+    try:
+        return ensure_signing_secret(load_settings(flags))
+    except SettingsError as exc:
+        fail(f"settings: {exc}")
+    except OSError as exc:
+        fail(f"data folder: {exc}")
+
+
+def fail(message: str, code: int = 2) -> Any:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def emit(data: dict[str, Any], as_json: bool, text: str) -> None:
+    click.echo(json.dumps(data) if as_json else text)

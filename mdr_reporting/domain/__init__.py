@@ -1,0 +1,1 @@
+"""Domain: pure request and record logic, no I/O and no framework imports."""

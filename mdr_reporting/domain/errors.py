@@ -1,0 +1,96 @@
+"""The service's exception hierarchy; the API turns each into a status code at the edge.
+
+    MdrError
+    ├── InvalidInput        400  (pointer or parameter names the field)
+    ├── Unauthenticated     401
+    ├── Forbidden           403
+    ├── NotFound            404
+    ├── Conflict            409
+    └── PayloadTooLarge     413
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "Conflict",
+    "ErrorItem",
+    "Forbidden",
+    "InvalidInput",
+    "MdrError",
+    "NotFound",
+    "PayloadTooLarge",
+    "Unauthenticated",
+]
+
+
+@dataclass(frozen=True)
+class ErrorItem:
+    """One problem: a machine code, a short title, a detail naming the reason, and where."""
+
+    code: str
+    title: str
+    detail: str
+    pointer: str | None = None  # JSON pointer into the body, e.g. /filters/0/cli_filter
+    parameter: str | None = None  # query or path parameter name
+
+
+class MdrError(Exception):
+    status = 500
+    code = "internal_error"
+    title = "Internal error"
+
+    def __init__(
+        self, detail: str, *, pointer: str | None = None, parameter: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.items: list[ErrorItem] = [
+            ErrorItem(self.code, self.title, detail, pointer=pointer, parameter=parameter)
+        ]
+
+    @property
+    def detail(self) -> str:
+        return self.items[0].detail
+
+
+class InvalidInput(MdrError):
+    status = 400
+    code = "invalid_parameter"
+    title = "Invalid parameter"
+
+    @classmethod
+    def many(cls, items: list[ErrorItem]) -> InvalidInput:
+        error = cls(items[0].detail, pointer=items[0].pointer, parameter=items[0].parameter)
+        error.items = list(items)
+        return error
+
+
+class Unauthenticated(MdrError):
+    status = 401
+    code = "unauthorized"
+    title = "Authentication failed"
+
+
+class Forbidden(MdrError):
+    status = 403
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class NotFound(MdrError):
+    status = 404
+    code = "not_found"
+    title = "Resource not found"
+
+
+class Conflict(MdrError):
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class PayloadTooLarge(MdrError):
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"

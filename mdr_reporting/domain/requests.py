@@ -1,0 +1,370 @@
+"""Report requests: validation of the v1 and v2 bodies (api.md sections 2, 4, 9, 11).
+
+Both surfaces parse into one :class:`ReportRequest`; what is stored and shown is
+always the normalised, effective form.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+from mdr_reporting.domain.enums import FORMATS, Direction, RecordType, RequestStatus
+from mdr_reporting.domain.errors import ErrorItem, InvalidInput
+from mdr_reporting.domain.filters import Filter, parse_filters
+from mdr_reporting.domain.times import UTC, ZoneNotFound, get_zone, parse_instant
+
+__all__ = [
+    "RECENT_DATA_WARNING",
+    "RECENT_WINDOW",
+    "ReportRequest",
+    "RequestState",
+    "parse_v1",
+    "parse_v2",
+    "warnings_for",
+]
+
+RECENT_WINDOW = timedelta(hours=4)
+RECENT_DATA_WARNING = (
+    "end_time is within the last 4 hours: recent messages may still change status "
+    "as delivery receipts arrive"
+)
+
+V1_FIELDS = frozenset(
+    {
+        "start_time",
+        "end_time",
+        "timezone",
+        "call_types",
+        "directions",
+        "record_types",
+        "connections",
+        "profiles",
+        "report_name",
+        "filters",
+        "include_message_body",
+        "format",
+        "webhook_url",
+        "managed_accounts",
+        "select_all_managed_accounts",
+    }
+)
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """A validated request, as both surfaces show it."""
+
+    start_time: datetime  # UTC, inclusive
+    end_time: datetime  # UTC, exclusive
+    timezone: str
+    directions: tuple[Direction, ...]  # effective, never empty
+    record_types: tuple[RecordType, ...]
+    connections: tuple[str, ...] = ()
+    profiles: tuple[str, ...] = ()
+    report_name: str = ""
+    filters: tuple[Filter, ...] = ()
+    include_message_body: bool = False
+    format: str = "csv"
+    webhook_url: str | None = None
+    managed_accounts: tuple[str, ...] = ()
+    select_all_managed_accounts: bool = False
+
+    def filters_json(self) -> str:
+        return json.dumps([f.to_json() for f in self.filters], separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class RequestState:
+    """A stored request: the spec plus its lifecycle (the row of the catalog)."""
+
+    id: str
+    account_id: str
+    accounts: tuple[str, ...]  # every account whose records the report covers
+    spec: ReportRequest
+    status: RequestStatus
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None = None
+    expires_at: datetime | None = None
+    record_count: int | None = None
+    size_bytes: int | None = None
+    progress: float = 0.0
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+    attempts: int = 0
+    file_key: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def warnings_for(spec: ReportRequest, now: datetime) -> tuple[str, ...]:
+    """The recent-data notice of api.md section 5."""
+    return (RECENT_DATA_WARNING,) if spec.end_time > now - RECENT_WINDOW else ()
+
+
+class _Errors:
+    """Collects every problem of one body so the client sees them all at once."""
+
+    def __init__(self) -> None:
+        self.items: list[ErrorItem] = []
+
+    def add(self, name: str, detail: str, pointer: str | None = None) -> None:
+        self.items.append(
+            ErrorItem("invalid_parameter", "Invalid parameter", detail, pointer or f"/{name}")
+        )
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidInput.many(self.items)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_list(
+    body: dict[str, Any], name: str, allowed: Callable[[int], Any], errors: _Errors
+) -> list[Any] | None:
+    if name not in body or body[name] is None:
+        return None
+    raw = body[name]
+    if not isinstance(raw, list):
+        errors.add(name, f"{name} must be a list of integers")
+        return None
+    out = []
+    for index, item in enumerate(raw):
+        if not _is_int(item):
+            errors.add(name, f"{name} items must be integers, got {item!r}", f"/{name}/{index}")
+            continue
+        try:
+            out.append(allowed(item))
+        except ValueError:
+            errors.add(name, f"{name} has no value {item}", f"/{name}/{index}")
+    return out
+
+
+def _str_list(
+    body: dict[str, Any], name: str, errors: _Errors, *, ints_ok: bool = False
+) -> list[str] | None:
+    if name not in body or body[name] is None:
+        return None
+    raw = body[name]
+    if not isinstance(raw, list):
+        errors.add(name, f"{name} must be a list of strings")
+        return None
+    out: list[str] = []
+    for index, item in enumerate(raw):
+        if ints_ok and _is_int(item):
+            out.append(str(item))
+        elif isinstance(item, str) and item.strip():
+            out.append(item.strip())
+        else:
+            kind = "strings or integers" if ints_ok else "non-empty strings"
+            errors.add(name, f"{name} items must be {kind}, got {item!r}", f"/{name}/{index}")
+    return list(dict.fromkeys(out))
+
+
+def _bool(body: dict[str, Any], name: str, errors: _Errors) -> bool:
+    raw = body.get(name)
+    if raw is None:
+        return False
+    if not isinstance(raw, bool):
+        errors.add(name, f"{name} must be true or false")
+        return False
+    return raw
+
+
+def _zone(body: dict[str, Any], errors: _Errors) -> str:
+    raw = body.get("timezone")
+    if raw is None:
+        return "UTC"
+    if not isinstance(raw, str) or not raw:
+        errors.add("timezone", "timezone must be an IANA time zone name such as America/Chicago")
+        return "UTC"
+    try:
+        get_zone(raw)
+    except ZoneNotFound:
+        errors.add("timezone", f"unknown time zone {raw!r}: use an IANA name such as America/Chicago")
+        return "UTC"
+    return raw
+
+
+def _window(
+    body: dict[str, Any], zone_name: str, now: datetime, errors: _Errors, *, end_required: bool
+) -> tuple[datetime, datetime] | None:
+    zone = get_zone(zone_name)
+    times: dict[str, datetime] = {}
+    for name in ("start_time", "end_time"):
+        raw = body.get(name)
+        if raw is None:
+            if name == "start_time" or end_required:
+                errors.add(name, f"{name} is required (ISO 8601, e.g. 2024-02-22T00:00:00Z)")
+            continue
+        if not isinstance(raw, str):
+            errors.add(name, f"{name} must be an ISO 8601 string")
+            continue
+        try:
+            times[name] = parse_instant(raw, zone)
+        except ValueError as exc:
+            errors.add(name, f"{name}: {exc}")
+    if "start_time" not in times:
+        return None
+    if "end_time" not in times:
+        if end_required or body.get("end_time") is not None:
+            return None
+        times["end_time"] = now.astimezone(UTC).replace(microsecond=0)
+    if times["end_time"] <= times["start_time"]:
+        errors.add("end_time", "end_time must be after start_time")
+        return None
+    return times["start_time"], times["end_time"]
+
+
+def _report_name(
+    body: dict[str, Any], window: tuple[datetime, datetime] | None, zone: str, errors: _Errors
+) -> str:
+    raw = body.get("report_name")
+    if raw is None:
+        if window is None:
+            return ""
+        tz = get_zone(zone)
+        return f"mdr_{window[0].astimezone(tz).isoformat()}_{window[1].astimezone(tz).isoformat()}"
+    if not isinstance(raw, str) or not 1 <= len(raw) <= 255:
+        errors.add("report_name", "report_name must be a string of 1 to 255 characters")
+        return ""
+    return raw
+
+
+def _extensions(body: dict[str, Any], errors: _Errors) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "include_message_body": _bool(body, "include_message_body", errors),
+        "select_all_managed_accounts": _bool(body, "select_all_managed_accounts", errors),
+        "managed_accounts": tuple(_str_list(body, "managed_accounts", errors) or ()),
+    }
+    fmt = body.get("format")
+    if fmt is None:
+        out["format"] = "csv"
+    elif not isinstance(fmt, str) or fmt.lower() not in FORMATS:
+        errors.add("format", f"format must be one of {', '.join(FORMATS)}")
+    else:
+        out["format"] = fmt.lower()
+    url = body.get("webhook_url")
+    if url is not None:
+        parsed = urlparse(url) if isinstance(url, str) else None
+        if (
+            parsed is None
+            or parsed.scheme not in ("http", "https")
+            or not parsed.netloc
+            or len(url) > 2048
+        ):
+            errors.add("webhook_url", "webhook_url must be an absolute http or https URL")
+        else:
+            out["webhook_url"] = url
+    return out
+
+
+def _record_types(body: dict[str, Any], errors: _Errors) -> tuple[RecordType, ...]:
+    values = _int_list(body, "record_types", RecordType, errors)
+    if values is None:
+        if body.get("record_types") is None:
+            return (RecordType.COMPLETE,)
+        return ()
+    if not values and "record_types" in body:
+        if not any(e.pointer and e.pointer.startswith("/record_types") for e in errors.items):
+            errors.add(
+                "record_types", "record_types must not be empty: give one or more of 1, 2, 3"
+            )
+        return ()
+    return tuple(sorted(set(values)))
+
+
+def _body_object(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidInput("the request body must be a JSON object", pointer="")
+    return body
+
+
+def parse_v1(body: Any, now: datetime) -> ReportRequest:
+    """Validate a ``POST /reporting/mdr_requests`` body; raise InvalidInput listing every problem."""
+    body = _body_object(body)
+    errors = _Errors()
+    for name in body:
+        if name not in V1_FIELDS:
+            errors.add(name, f"unknown field '{name}'")
+
+    zone = _zone(body, errors)
+    window = _window(body, zone, now, errors, end_required=False)
+
+    call_types = _int_list(body, "call_types", Direction, errors)
+    direction_names = _str_list(body, "directions", errors)
+    directions: list[Direction] = []
+    for index, name in enumerate(direction_names or ()):
+        try:
+            directions.append(Direction[name.upper()])
+        except KeyError:
+            errors.add(
+                "directions",
+                f"directions items must be 'inbound' or 'outbound', got {name!r}",
+                f"/directions/{index}",
+            )
+    effective = set(directions) or set(call_types or ()) or set(Direction)
+    if directions and call_types and set(directions) != set(call_types):
+        errors.add(
+            "call_types",
+            "call_types and directions disagree: send one of them, or the same set in both",
+        )
+
+    record_types = _record_types(body, errors)
+    connections = _str_list(body, "connections", errors, ints_ok=True) or []
+    profiles = _str_list(body, "profiles", errors) or []
+    filters, filter_errors = parse_filters(body.get("filters"))
+    errors.items.extend(filter_errors)
+    report_name = _report_name(body, window, zone, errors)
+    extensions = _extensions(body, errors)
+    errors.raise_if_any()
+    assert window is not None
+    return ReportRequest(
+        start_time=window[0],
+        end_time=window[1],
+        timezone=zone,
+        directions=tuple(sorted(effective)),
+        record_types=record_types,
+        connections=tuple(connections),
+        profiles=tuple(profiles),
+        report_name=report_name,
+        filters=filters,
+        **extensions,
+    )
+
+
+def parse_v2(body: Any, now: datetime) -> ReportRequest:
+    """Validate a v2 legacy body (api.md section 9); unknown fields are ignored there."""
+    body = _body_object(body)
+    errors = _Errors()
+    zone = _zone(body, errors)
+    window = _window(body, zone, now, errors, end_required=True)
+    directions = _int_list(body, "directions", Direction, errors) or []
+    record_types = _record_types(body, errors)
+    connections = _str_list(body, "connections", errors, ints_ok=True) or []
+    profiles = _str_list(body, "profiles", errors) or []
+    filters, filter_errors = parse_filters(body.get("filters"))
+    errors.items.extend(filter_errors)
+    report_name = _report_name(body, window, zone, errors)
+    extensions = _extensions(body, errors)
+    errors.raise_if_any()
+    assert window is not None
+    return ReportRequest(
+        start_time=window[0],
+        end_time=window[1],
+        timezone=zone,
+        directions=tuple(sorted(set(directions) or set(Direction))),
+        record_types=record_types,
+        connections=tuple(connections),
+        profiles=tuple(profiles),
+        report_name=report_name,
+        filters=filters,
+        **extensions,
+    )

@@ -1,0 +1,64 @@
+"""Time zones from the pinned ``tzdata`` package and ISO 8601 parsing (api.md section 5)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from functools import lru_cache
+from importlib import resources
+from zoneinfo import ZoneInfo
+
+__all__ = ["UTC", "ZoneNotFound", "get_zone", "parse_instant", "to_iso", "utc_iso"]
+
+_ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
+
+
+class ZoneNotFound(ValueError):
+    pass
+
+
+@lru_cache(maxsize=1024)
+def get_zone(name: str) -> ZoneInfo:
+    """The zone called ``name`` as the pinned tzdata package defines it, never the host's files."""
+    if not _ZONE_NAME.match(name) or len(name) > 64:
+        raise ZoneNotFound(name)
+    return _load(name)
+
+
+def _load(name: str) -> ZoneInfo:
+    node = resources.files("tzdata").joinpath("zoneinfo")
+    for part in name.split("/"):
+        node = node.joinpath(part)
+    try:
+        with node.open("rb") as handle:
+            return ZoneInfo.from_file(handle, key=name)
+    except (OSError, ValueError):
+        raise ZoneNotFound(name) from None
+
+
+def parse_instant(text: str, zone: ZoneInfo) -> datetime:
+    """Read an ISO 8601 time; a naive one is local to ``zone`` (fold=0). Returns UTC.
+
+    Raises ValueError with a reason for anything that is not ISO 8601.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("must be a non-empty ISO 8601 string")
+    candidate = text.strip()
+    if len(candidate) < 10 or not candidate[:4].isdigit():
+        raise ValueError(f"{text!r} is not an ISO 8601 date-time")
+    try:
+        parsed = datetime.fromisoformat(candidate)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO 8601 date-time") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=zone, fold=0)
+    return parsed.astimezone(UTC)
+
+
+def to_iso(instant: datetime, zone: ZoneInfo) -> str:
+    """``instant`` written in ``zone`` the way ``datetime.isoformat()`` writes it."""
+    return instant.astimezone(zone).isoformat()
+
+
+def utc_iso(instant: datetime) -> str:
+    return instant.astimezone(UTC).isoformat()

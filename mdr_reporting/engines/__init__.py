@@ -1,0 +1,1 @@
+"""Engines part (see architecture.md)."""

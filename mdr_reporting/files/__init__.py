@@ -1,0 +1,1 @@
+"""Files part (see architecture.md)."""

@@ -1,0 +1,1 @@
+"""Lake part (see architecture.md)."""

@@ -1,0 +1,94 @@
+"""The record lake's interface: Parquet files partitioned by the UTC day of ``created_at``.
+
+Every version of a message lives in the partition of its ``created_at`` day
+(``created_at`` never changes), so readers resolve the latest version one day
+at a time.  A :class:`Snapshot` is an immutable list of files per day.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import pyarrow as pa
+
+__all__ = ["AppendResult", "CompactResult", "DayStats", "Lake", "LakeStats", "Snapshot"]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What a reader sees: for each UTC day, the Parquet files holding its rows."""
+
+    version: int
+    files: Mapping[date, tuple[str, ...]] = field(default_factory=dict)
+
+    def days(self, start: datetime, end: datetime) -> list[date]:
+        """The days with files that may hold rows with ``start <= created_at < end`` (UTC)."""
+        first = start.date()
+        last = (end - timedelta(microseconds=1)).date()
+        return sorted(d for d in self.files if first <= d <= last)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    rows: int
+    version: int
+
+
+@dataclass(frozen=True)
+class CompactResult:
+    days: int
+    files_before: int
+    files_after: int
+
+
+@dataclass(frozen=True)
+class DayStats:
+    day: date
+    files: int
+    rows: int
+    bytes: int
+
+
+@dataclass(frozen=True)
+class LakeStats:
+    version: int
+    days: tuple[DayStats, ...]
+
+    @property
+    def files(self) -> int:
+        return sum(d.files for d in self.days)
+
+    @property
+    def rows(self) -> int:
+        return sum(d.rows for d in self.days)
+
+    @property
+    def bytes(self) -> int:
+        return sum(d.bytes for d in self.days)
+
+
+class Lake(abc.ABC):
+    """Append-only record store with atomic, durable batches and latest-version-wins reads."""
+
+    @abc.abstractmethod
+    def append(self, batch: pa.Table) -> AppendResult:
+        """Store a validated batch (RECORD_SCHEMA) atomically and durably."""
+
+    @abc.abstractmethod
+    def snapshot(self) -> Snapshot:
+        """The current files per day; they stay readable while the snapshot is held."""
+
+    @abc.abstractmethod
+    def release(self, snapshot: Snapshot) -> None:
+        """The reader is done with ``snapshot``; its files may now be reclaimed."""
+
+    @abc.abstractmethod
+    def compact(self) -> CompactResult:
+        """Rewrite days with many files into few, keeping only the latest version of each id."""
+
+    @abc.abstractmethod
+    def stats(self) -> LakeStats:
+        """Files, rows and bytes per day."""

@@ -1,0 +1,1 @@
+"""Worker part (see architecture.md)."""
