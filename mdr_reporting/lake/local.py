@@ -1,0 +1,387 @@
+"""The lake on a local (or shared POSIX) disk: plain Parquet plus an atomic manifest.
+
+Layout under the root folder::
+
+    _manifest.json                  which files make up each day (manifest.py)
+    _lock                           flock'd by the one writer at a time
+    data/2024-02-22/part-<version>-<n>-<token>.parquet
+
+Why plain Parquet and not Delta Lake: every engine (DuckDB, Spark, Trino) reads
+a list of Parquet files, a snapshot *is* such a list, and the manifest gives the
+one thing a table format would add here (atomic, ordered commits) in ~100 lines
+that also carry over to S3 (conditional put of the manifest).
+
+Rules (api.md section 6, architecture.md "Lake"):
+
+* An append writes its files, fsyncs them and their folders, then commits a new
+  manifest (temp, fsync, rename, fsync): atomic and durable before it returns.
+* Appends are serialised by a thread lock and an ``flock`` on ``_lock``, and all
+  file writing happens under it, so any unnamed data file is a crash leftover.
+* Only winners are stored: within a batch the latest ``updated_at`` of each id,
+  and a row whose id the day already holds with an equal or later ``updated_at``
+  is dropped (a re-sent batch stores nothing).  A row that changes ``account_id``
+  or ``created_at`` of a stored id raises :class:`LakeConflict`.
+* Each file is sorted by (account_id, created_at, id) in row groups of
+  :data:`ROW_GROUP_ROWS`, so min/max statistics let a reader skip other accounts.
+* Files per day are bounded by :data:`MAX_FILES_PER_DAY`: when an append takes a
+  day past it, the smallest files of that day are merged (latest versions only)
+  until it holds ``MAX_FILES_PER_DAY // 2``; ``compact()`` merges every day into
+  one file.  Replaced files are retired, not deleted, while a snapshot of this
+  process may still read them and for :data:`RETIRE_GRACE_SECONDS` (readers in
+  other processes).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mdr_reporting.domain.records import RECORD_SCHEMA
+from mdr_reporting.lake.base import (
+    AppendResult,
+    CompactResult,
+    DayStats,
+    Lake,
+    LakeConflict,
+    LakeStats,
+    LakeWriter,
+    Snapshot,
+)
+from mdr_reporting.lake.index import INDEX_COLUMNS, DayIndex
+from mdr_reporting.lake.manifest import (
+    FileEntry,
+    Manifest,
+    Retired,
+    fsync_dir,
+    read_manifest,
+    write_manifest,
+)
+from mdr_reporting.lake.read import read_latest
+
+__all__ = ["MAX_FILES_PER_DAY", "RETIRE_GRACE_SECONDS", "ROW_GROUP_ROWS", "LocalLake"]
+
+MAX_FILES_PER_DAY = 16
+ROW_GROUP_ROWS = 16_384
+RETIRE_GRACE_SECONDS = 600.0
+SORT_KEYS = [("account_id", "ascending"), ("created_at", "ascending"), ("id", "ascending")]
+_EPOCH = date(1970, 1, 1)
+_DAY_MICROS = 86_400_000_000
+
+
+class LocalLake(Lake):
+    """A lake rooted at a folder; safe for many threads and many processes."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        max_files_per_day: int = MAX_FILES_PER_DAY,
+        retire_grace_seconds: float = RETIRE_GRACE_SECONDS,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.max_files_per_day = max(2, max_files_per_day)
+        self.retire_grace_seconds = retire_grace_seconds
+        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._held: Counter[int] = Counter()
+        self._held_lock = threading.Lock()
+        self._index = DayIndex()
+
+    # -- writing ------------------------------------------------------------------------
+
+    @contextmanager
+    def writer(self) -> Iterator[LakeWriter]:
+        with self._lock, self._file_lock():
+            writer = _LocalWriter(self, read_manifest(self.root))
+            try:
+                yield writer
+            except BaseException:
+                writer.abort()
+                raise
+            writer.abort()  # a no-op after commit
+
+    def append(self, batch: pa.Table) -> AppendResult:
+        with self.writer() as writer:
+            writer.add(batch)
+            return writer.commit()
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        with (self.root / "_lock").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        manifest = read_manifest(self.root)
+        with self._held_lock:
+            self._held[manifest.version] += 1
+        return Snapshot(
+            manifest.version,
+            {
+                day: tuple(str(self.root / entry.path) for entry in entries)
+                for day, entries in sorted(manifest.days.items())
+            },
+        )
+
+    def release(self, snapshot: Snapshot) -> None:
+        with self._held_lock:
+            self._held[snapshot.version] -= 1
+            if self._held[snapshot.version] <= 0:
+                del self._held[snapshot.version]
+
+    def stats(self) -> LakeStats:
+        manifest = read_manifest(self.root)
+        return LakeStats(
+            manifest.version,
+            tuple(
+                DayStats(
+                    day, len(entries), sum(e.rows for e in entries), sum(e.bytes for e in entries)
+                )
+                for day, entries in sorted(manifest.days.items())
+            ),
+        )
+
+    # -- maintenance --------------------------------------------------------------------
+
+    def compact(self) -> CompactResult:
+        """Merge every day with more than one file into one; reclaim what nobody reads."""
+        with self._lock, self._file_lock():
+            manifest = read_manifest(self.root)
+            before = sum(len(entries) for entries in manifest.days.values())
+            days = [day for day, entries in manifest.days.items() if len(entries) > 1]
+            for day in sorted(days):
+                manifest = self._merge(manifest, day, list(manifest.days[day]))
+            manifest = self._reclaim(manifest)
+            after = sum(len(entries) for entries in manifest.days.values())
+            return CompactResult(len(days), before, after)
+
+    def _merge(self, manifest: Manifest, day: date, entries: list[FileEntry]) -> Manifest:
+        """Replace ``entries`` of ``day`` by one file with the latest version of each id."""
+        paths = [str(self.root / entry.path) for entry in entries]
+        table = read_latest(paths)
+        version = manifest.version + 1
+        merged = self._write_file(day, version, 0, table)
+        kept = [e for e in manifest.days[day] if e not in entries]
+        days = dict(manifest.days)
+        days[day] = (*kept, merged)
+        now = time.time()
+        retired = (*manifest.retired, *(Retired(e.path, version, now) for e in entries))
+        fsync_dir(self.root / "data" / day.isoformat())
+        new = Manifest(version, days, retired)
+        write_manifest(self.root, new)
+        self._index.replace(day, paths, str(self.root / merged.path))
+        return new
+
+    def _bound(self, manifest: Manifest, days: Sequence[date]) -> Manifest:
+        """Keep each day within max_files_per_day by merging its smallest files."""
+        for day in days:
+            entries = manifest.days.get(day, ())
+            if len(entries) <= self.max_files_per_day:
+                continue
+            take = len(entries) - self.max_files_per_day // 2 + 1
+            smallest = sorted(entries, key=lambda e: (e.rows, e.path))[:take]
+            manifest = self._merge(manifest, day, smallest)
+        return manifest
+
+    def _reclaim(self, manifest: Manifest) -> Manifest:
+        """Delete retired files no reader may hold, and leftovers of crashed appends."""
+        with self._held_lock:
+            oldest_held = min(self._held, default=None)
+        now = time.time()
+        keep: list[Retired] = []
+        for entry in manifest.retired:
+            in_use = oldest_held is not None and oldest_held < entry.version
+            if in_use or now - entry.at < self.retire_grace_seconds:
+                keep.append(entry)
+            else:
+                (self.root / entry.path).unlink(missing_ok=True)
+        named = {e.path for entries in manifest.days.values() for e in entries}
+        named |= {e.path for e in keep}
+        for path in (self.root / "data").glob("*/*.parquet"):
+            if str(path.relative_to(self.root)) not in named:
+                path.unlink()  # written under the lock by an append that never committed
+        if len(keep) != len(manifest.retired):
+            manifest = Manifest(manifest.version + 1, manifest.days, tuple(keep))
+            write_manifest(self.root, manifest)
+        return manifest
+
+    def _write_file(self, day: date, version: int, number: int, table: pa.Table) -> FileEntry:
+        """Write one sorted Parquet file and fsync it; the caller fsyncs its folder."""
+        folder = self.root / "data" / day.isoformat()
+        if not folder.exists():
+            folder.mkdir(parents=True)
+            fsync_dir(folder.parent)
+        name = f"part-{version:012d}-{number:04d}-{secrets.token_hex(4)}.parquet"
+        path = folder / name
+        with path.open("wb") as handle:
+            pq.write_table(
+                table,
+                handle,
+                row_group_size=ROW_GROUP_ROWS,
+                compression="zstd",
+                compression_level=1,
+                sorting_columns=pq.SortingColumn.from_ordering(RECORD_SCHEMA, SORT_KEYS),
+                write_page_index=True,
+            )
+            handle.flush()
+            os.fsync(handle.fileno())
+        return FileEntry(str(path.relative_to(self.root)), table.num_rows, path.stat().st_size)
+
+
+@dataclass
+class _Pending:
+    day: date
+    entry: FileEntry
+
+
+class _LocalWriter(LakeWriter):
+    """One open transaction; the lake's locks are held for its whole life."""
+
+    def __init__(self, lake: LocalLake, manifest: Manifest) -> None:
+        self.lake = lake
+        self.manifest = manifest
+        self.version = manifest.version + 1
+        self.pending: list[_Pending] = []
+        self.rows = 0
+        self.done = False
+
+    def add(self, batch: pa.Table) -> int:
+        if self.done:
+            raise RuntimeError("this lake writer is closed")
+        batch = batch.select(RECORD_SCHEMA.names).cast(RECORD_SCHEMA)
+        origin = np.arange(batch.num_rows, dtype=np.int64)
+        batch, origin = _winners(batch, origin)
+        days = _day_numbers(batch)
+        order = pc.sort_indices(
+            batch.append_column("_day", pa.array(days)),
+            sort_keys=[("_day", "ascending"), *SORT_KEYS],
+        ).to_numpy()
+        batch, origin, days = batch.take(order), origin[order], days[order]
+        bounds = np.flatnonzero(np.diff(days)) + 1
+        starts = np.concatenate([[0], bounds]).astype(int)
+        ends = np.concatenate([bounds, [len(days)]]).astype(int)
+        groups = []
+        conflicts: list[tuple[int, str, str]] = []
+        for start, end in zip(starts, ends, strict=True):
+            day = _EPOCH + timedelta(days=int(days[start]))
+            part = batch.slice(start, end - start)
+            fresh, bad = self._check(day, part, origin[start:end])
+            conflicts += bad
+            groups.append((day, part.filter(fresh)))
+        if conflicts:
+            raise LakeConflict(sorted(conflicts))
+        stored = 0
+        for day, part in groups:
+            if part.num_rows == 0:
+                continue
+            number = len(self.pending)
+            entry = self.lake._write_file(day, self.version, number, part)
+            self.pending.append(_Pending(day, entry))
+            self.lake._index.add(day, str(self.lake.root / entry.path), part.select(INDEX_COLUMNS))
+            stored += part.num_rows
+        self.rows += stored
+        return stored
+
+    def _check(
+        self, day: date, part: pa.Table, origin: np.ndarray
+    ) -> tuple[pa.Array, list[tuple[int, str, str]]]:
+        """Which rows of ``part`` are new versions, and which change an id's identity."""
+        files = [str(self.lake.root / e.path) for e in self.manifest.days.get(day, ())]
+        files += [str(self.lake.root / p.entry.path) for p in self.pending if p.day == day]
+        if not files:
+            return pa.array(np.ones(part.num_rows, dtype=bool)), []
+        known = self.lake._index.get(day, files)
+        known = known.filter(pc.is_in(known.column("id"), value_set=part.column("id")))
+        if known.num_rows == 0:
+            return pa.array(np.ones(part.num_rows, dtype=bool)), []
+        latest = known.group_by("id", use_threads=False).aggregate(
+            [("account_id", "min"), ("created_at", "min"), ("updated_at", "max")]
+        )
+        probe = part.select(["id", "account_id", "created_at", "updated_at"]).append_column(
+            "_row", pa.array(np.arange(part.num_rows, dtype=np.int64))
+        )
+        joined = probe.join(latest, "id", use_threads=False)
+        matched = joined.filter(pc.is_valid(joined.column("updated_at_max")))
+        rows = matched.column("_row").to_numpy()
+        conflicts = []
+        for name, held in (("account_id", "account_id_min"), ("created_at", "created_at_min")):
+            changed = pc.not_equal(matched.column(name), matched.column(held)).to_numpy(
+                zero_copy_only=False
+            )
+            conflicts += [
+                (int(origin[row]), name, "differs from the stored version of this id")
+                for row in rows[changed]
+            ]
+        stale = pc.less_equal(matched.column("updated_at"), matched.column("updated_at_max"))
+        fresh = np.ones(part.num_rows, dtype=bool)
+        fresh[rows[stale.to_numpy(zero_copy_only=False)]] = False
+        return pa.array(fresh), conflicts
+
+    def commit(self) -> AppendResult:
+        if self.done:
+            raise RuntimeError("this lake writer is closed")
+        self.done = True
+        if not self.pending:
+            return AppendResult(self.rows, self.manifest.version)
+        root = self.lake.root
+        for day in sorted({p.day for p in self.pending}):
+            fsync_dir(root / "data" / day.isoformat())
+        days = dict(self.manifest.days)
+        for pending in self.pending:
+            days[pending.day] = (*days.get(pending.day, ()), pending.entry)
+        manifest = Manifest(self.version, days, self.manifest.retired)
+        write_manifest(root, manifest)
+        committed = AppendResult(self.rows, manifest.version)
+        self.lake._bound(manifest, sorted({p.day for p in self.pending}))
+        return committed
+
+    def abort(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        for pending in self.pending:
+            self.lake._index.forget(pending.day)
+            (self.lake.root / pending.entry.path).unlink(missing_ok=True)
+
+
+def _day_numbers(batch: pa.Table) -> np.ndarray:
+    micros = pc.cast(batch.column("created_at"), pa.int64()).to_numpy()
+    days: np.ndarray = np.floor_divide(micros, _DAY_MICROS)
+    return days
+
+
+def _winners(batch: pa.Table, origin: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+    """Keep one row per id: the latest updated_at, the first such row on a tie."""
+    ids = batch.column("id")
+    if batch.num_rows < 2 or pc.count_distinct(ids).as_py() == batch.num_rows:
+        return batch, origin
+    order = pc.sort_indices(
+        batch.select(["id", "updated_at"]),
+        sort_keys=[("id", "ascending"), ("updated_at", "descending")],
+    )
+    sorted_ids = ids.take(order)
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = pc.not_equal(sorted_ids.slice(1), sorted_ids.slice(0, len(order) - 1)).to_numpy(
+        zero_copy_only=False
+    )
+    keep = np.sort(order.to_numpy()[first])
+    return batch.take(keep), origin[keep]
