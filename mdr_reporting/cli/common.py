@@ -36,7 +36,7 @@ def settings_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load(**flags: Any) -> Settings:
+def load(**flags: Any) -> Settings:  # type: ignore[return]
     """Settings from flags, environment, config file and defaults, or a one-line exit."""
     try:
         return ensure_signing_secret(load_settings(flags))

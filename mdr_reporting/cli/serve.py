@@ -1,7 +1,154 @@
-"""`mdr serve` and `mdr demo`."""
+"""`mdr serve` and `mdr demo`: the API (and, embedded, the worker) in one process."""
 
 from __future__ import annotations
 
-import click
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-COMMANDS: list[click.Command] = []
+import click
+import uvicorn
+
+from mdr_reporting.api import Services, create_app
+from mdr_reporting.catalog import Catalog, KeyScope
+from mdr_reporting.cli.admin import open_catalog
+from mdr_reporting.cli.common import fail, load, settings_options
+from mdr_reporting.settings import Settings
+
+__all__ = ["COMMANDS", "build_services", "run_server"]
+
+DEMO_ACCOUNT = "acct-01"
+
+
+def build_services(settings: Settings, catalog: Catalog | None = None) -> Services:
+    return Services(settings=settings, catalog=catalog or open_catalog(settings))
+
+
+def _check_port_free(host: str, port: int) -> None:
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port}: {exc.strerror} (pass --port to choose another)")
+
+
+def run_server(
+    settings: Settings, services: Services, on_ready: Callable[[str], None] | None = None
+) -> None:
+    """Serve until interrupted; ``on_ready`` gets the base URL once requests are accepted."""
+    _check_port_free(settings.host, settings.port)
+    app = create_app(services)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=settings.log_level == "debug",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+
+    def announce() -> None:
+        while not server.started:
+            if server.should_exit:
+                return
+            time.sleep(0.05)
+        port = settings.port
+        if port == 0 and server.servers:
+            port = server.servers[0].sockets[0].getsockname()[1]
+        host = settings.host if settings.host not in {"0.0.0.0", "::"} else "127.0.0.1"  # noqa: S104
+        url = settings.public_url if settings.port else f"http://{host}:{port}"
+        (on_ready or (lambda u: click.echo(f"mdr serving on {u}", err=False)))(url)
+
+    threading.Thread(target=announce, name="mdr-announce", daemon=True).start()
+    try:
+        server.run()
+    finally:
+        services.catalog.close()
+
+
+_server_options = [
+    click.option("--host", default=None, help="Listen address (MDR_HOST; default 127.0.0.1)."),
+    click.option("--port", default=None, help="Listen port (MDR_PORT; default 8000)."),
+]
+
+
+def _with_server_options(func: Any) -> Any:
+    for option in reversed(_server_options):
+        func = option(func)
+    return func
+
+
+@click.command()
+@_with_server_options
+@click.option(
+    "--with-worker/--without-worker",
+    default=None,
+    help="Run the report worker in this process (default: on for the embedded default).",
+)
+@settings_options
+def serve(host: str | None, port: str | None, with_worker: bool | None, **flags: Any) -> None:
+    """Run the API (and on the embedded default the worker and sweeper) in one process."""
+    settings = load(host=host, port=port, with_worker=with_worker, **flags)
+    run_server(settings, build_services(settings))
+
+
+@click.command()
+@_with_server_options
+@settings_options
+def demo(host: str | None, port: str | None, **flags: Any) -> None:
+    """First run: a demo account and key, then the server, with a ready-to-paste curl line."""
+    settings = load(host=host, port=port, **flags)
+    catalog = open_catalog(settings)
+    if catalog.get_account(DEMO_ACCOUNT) is None:
+        catalog.create_account("Demo account", account_id=DEMO_ACCOUNT)
+    key = catalog.create_key(DEMO_ACCOUNT, KeyScope.REPORTS).secret
+    services = build_services(settings, catalog)
+
+    def ready(url: str) -> None:
+        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+        body = (
+            f'{{"start_time": "{(now - timedelta(days=7)).isoformat()}", '
+            f'"end_time": "{now.isoformat()}", "directions": ["outbound"]}}'
+        )
+        curl = shlex.join(
+            [
+                "curl",
+                "-sS",
+                "-X",
+                "POST",
+                f"{url}/reporting/mdr_requests",
+                "-H",
+                f"Authorization: Bearer {key}",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                body,
+            ]
+        )
+        click.echo(
+            "\n".join(
+                [
+                    f"mdr serving on {url}  (API docs: {url}/docs; Ctrl-C stops)",
+                    f"data folder: {settings.data_dir}",
+                    f"demo account: {DEMO_ACCOUNT}",
+                    f"demo key (reports scope): {key}",
+                    "create a report request:",
+                    f"  {curl}",
+                    "",
+                ]
+            )
+        )
+
+    run_server(settings, services, on_ready=ready)
+
+
+COMMANDS: list[click.Command] = [serve, demo]
