@@ -10,6 +10,7 @@ each naming the line, the field and the reason.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ __all__ = [
     "RAW_TEXT_SCHEMA",
     "RowProblem",
     "Validated",
+    "repeated_rows",
     "validate_records",
 ]
 
@@ -103,7 +105,7 @@ class _Problems:
         rows = pc.indices_nonzero(mask).slice(0, MAX_PROBLEMS + len(self.prior)).to_pylist()
         column = self.raw.column(name) if show_value and name in self.raw.column_names else None
         for row in rows:
-            if (row, name) in self.prior or (row, name) in self.bad_rows:
+            if (row, name) in self.prior or (row, "") in self.prior or (row, name) in self.bad_rows:
                 self.count -= 1
                 continue
             self.bad_rows.add((row, name))
@@ -156,19 +158,19 @@ def validate_records(
         f"must be 1 to {MAX_ID_LENGTH} characters",
         show_value=False,
     )
-    columns["direction"] = _one_of(columns["direction"], "direction", DIRECTIONS, problems, True)
-    columns["status"] = _one_of(columns["status"], "status", STATUSES, problems, True)
+    columns["direction"] = _one_of(
+        columns["direction"], "direction", DIRECTIONS, problems, pc.utf8_lower
+    )
+    columns["status"] = _one_of(columns["status"], "status", STATUSES, problems, pc.utf8_lower)
 
     for name in _TIMESTAMPS:
         columns[name] = _convert(raw, name, n, TIMESTAMP, problems, "must be ISO 8601 with offset")
     problems.add("created_at", pc.is_null(_column(raw, "created_at", n)), "is required")
     columns["updated_at"] = pc.coalesce(columns["updated_at"], _latest(columns))
 
-    message_type = _column(raw, "message_type", n)
-    if pa.types.is_string(message_type.type) or pa.types.is_null(message_type.type):
-        message_type = pc.utf8_upper(pc.cast(message_type, pa.string()))
+    message_type = pc.coalesce(pc.cast(_column(raw, "message_type", n), pa.string()), "SMS")
     columns["message_type"] = _one_of(
-        pc.coalesce(message_type, pa.scalar("SMS")), "message_type", MESSAGE_TYPES, problems, False
+        message_type, "message_type", MESSAGE_TYPES, problems, pc.utf8_upper
     )
 
     for name, integer in _INTEGERS.items():
@@ -182,14 +184,15 @@ def validate_records(
             raw, name, n, MONEY, problems, "must be a decimal with at most 6 decimal places"
         )
 
-    currency = pc.coalesce(pc.cast(_column(raw, "currency", n), pa.string()), pa.scalar("USD"))
-    currency = pc.utf8_upper(currency)
-    problems.add(
+    currency = pc.coalesce(pc.cast(_column(raw, "currency", n), pa.string()), "USD")
+    columns["currency"] = _one_of(
+        currency,
         "currency",
-        pc.invert(pc.match_substring_regex(currency, r"^[A-Z]{3}$")),
-        "must be a 3-letter ISO 4217 code",
+        ("must be a 3-letter ISO 4217 code",),
+        problems,
+        pc.utf8_upper,
+        pattern="[A-Z]{3}",
     )
-    columns["currency"] = currency
 
     for name in _OPTIONAL_TEXT:
         columns[name] = _convert(raw, name, n, pa.string(), problems, "must be a string")
@@ -224,8 +227,7 @@ def _failed(
 def _column(raw: pa.Table, name: str, n: int) -> pa.Array:
     if name not in raw.column_names:
         return pa.nulls(n, pa.string())
-    column = raw.column(name)
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    return raw.column(name)
 
 
 def _required_text(raw: pa.Table, name: str, n: int, problems: _Problems) -> pa.Array:
@@ -239,14 +241,22 @@ def _one_of(
     name: str,
     allowed: tuple[str, ...],
     problems: _Problems,
-    lower: bool,
+    case: Callable[[pa.Array], pa.Array] | None,
+    pattern: str | None = None,
 ) -> pa.Array:
-    if lower:
-        column = pc.utf8_lower(column)
-    bad = pc.and_(
-        pc.invert(pc.is_in(column, value_set=pa.array(allowed))), pc.not_equal(column, "")
-    )
-    problems.add(name, bad, f"must be one of {', '.join(allowed)}")
+    """Check a low-cardinality column on its distinct values only; fix case if needed."""
+    distinct = [v for v in pc.unique(column).to_pylist() if v]
+    fold: Callable[[str], str] = str.lower if case is pc.utf8_lower else str.upper
+
+    def ok(value: str) -> bool:
+        return bool(re.fullmatch(pattern, value)) if pattern else value in allowed
+
+    bad = [v for v in distinct if not ok(fold(v) if case else v)]
+    if case is not None and any(not ok(v) for v in distinct if v not in bad):
+        column = case(column)
+    if bad:
+        reason = f"must be one of {', '.join(allowed)}" if not pattern else allowed[0]
+        problems.add(name, pc.is_in(column, value_set=pa.array(bad)), reason)
     return column
 
 
@@ -267,6 +277,8 @@ def _convert(
     pieces = []
     for start in range(0, n, _LOCATE_CHUNK):
         piece = column.slice(start, _LOCATE_CHUNK)
+        if isinstance(piece, pa.ChunkedArray):
+            piece = piece.combine_chunks()
         try:
             pieces.append(pc.cast(piece, target))
             continue
@@ -281,7 +293,7 @@ def _convert(
                 cells.append(pa.nulls(1, target))
         pieces.append(pa.concat_arrays(cells))
     problems.add(name, pa.array(bad), reason)
-    return pa.concat_arrays(pieces) if pieces else pa.nulls(0, target)
+    return pa.chunked_array(pieces, type=target)
 
 
 def _tags(raw: pa.Table, n: int, problems: _Problems) -> pa.Array:
@@ -303,35 +315,52 @@ def _tags(raw: pa.Table, n: int, problems: _Problems) -> pa.Array:
     return pc.coalesce(column, pa.scalar([], target))
 
 
+def repeated_rows(ids: pa.Array) -> pa.Array | None:
+    """A mask of the rows whose id occurs more than once, or None when ids are unique."""
+    if len(ids) < 2:
+        return None
+    counts = pc.value_counts(ids)
+    repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+    if len(repeated) == 0:
+        return None
+    return pc.is_in(ids, value_set=repeated)
+
+
 def _same_identity(columns: dict[str, pa.Array], problems: _Problems) -> None:
     """Rows of one id in one batch must agree on account_id and created_at (api.md section 6)."""
     ids = columns["id"]
     n = len(ids)
-    if n < 2 or pc.count_distinct(ids).as_py() == n:
+    repeated = repeated_rows(ids)
+    if repeated is None:
         return
     keyed = pa.table(
         {
             "id": ids,
             "account_id": columns["account_id"],
-            "created_at": columns["created_at"],
-            "row": pa.array(np.arange(n, dtype=np.int64)),
+            "created_at": pc.cast(columns["created_at"], pa.int64()),
         }
+    ).filter(repeated)
+    spans = keyed.group_by("id", use_threads=False).aggregate(
+        [("account_id", "min"), ("account_id", "max"), ("created_at", "min"), ("created_at", "max")]
     )
-    first = keyed.group_by("id", use_threads=False).aggregate([("row", "min")])
-    first = keyed.take(first.column("row_min")).rename_columns(
-        ["id", "first_account", "first_created", "_"]
+    mixed = pc.or_(
+        pc.not_equal(spans.column("account_id_min"), spans.column("account_id_max")),
+        pc.not_equal(spans.column("created_at_min"), spans.column("created_at_max")),
     )
-    joined = keyed.join(first.drop_columns(["_"]), "id", use_threads=False)
-    changed_account = pc.not_equal(joined.column("account_id"), joined.column("first_account"))
-    changed_created = pc.not_equal(joined.column("created_at"), joined.column("first_created"))
-    for name, changed in (("account_id", changed_account), ("created_at", changed_created)):
-        rows = pc.filter(joined.column("row"), pc.fill_null(changed, False))
-        if len(rows):
-            mask = np.zeros(n, dtype=bool)
-            mask[rows.to_numpy()] = True
-            problems.add(
-                name,
-                pa.array(mask),
-                "differs from an earlier row with the same id",
-                show_value=False,
-            )
+    suspects = pc.filter(spans.column("id"), pc.fill_null(mixed, False))
+    if len(suspects) == 0:
+        return
+    rows = pc.indices_nonzero(pc.is_in(ids, value_set=suspects)).to_pylist()
+    keyed = pa.table({"account_id": columns["account_id"], "created_at": columns["created_at"]})
+    first: dict[str, tuple[object, object]] = {}
+    masks = {"account_id": np.zeros(n, dtype=bool), "created_at": np.zeros(n, dtype=bool)}
+    for row in rows:  # only the rows of conflicting ids: few
+        key = ids[row].as_py()
+        values = (keyed.column("account_id")[row].as_py(), keyed.column("created_at")[row].as_py())
+        seen = first.setdefault(key, values)
+        masks["account_id"][row] = values[0] != seen[0]
+        masks["created_at"][row] = values[1] is not None and values[1] != seen[1]
+    for name, mask in masks.items():
+        problems.add(
+            name, pa.array(mask), "differs from an earlier row with the same id", show_value=False
+        )

@@ -51,6 +51,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mdr_reporting.domain.records import RECORD_SCHEMA
+from mdr_reporting.domain.validation import repeated_rows
 from mdr_reporting.lake.base import (
     AppendResult,
     CompactResult,
@@ -371,17 +372,20 @@ def _day_numbers(batch: pa.Table) -> np.ndarray:
 
 def _winners(batch: pa.Table, origin: np.ndarray) -> tuple[pa.Table, np.ndarray]:
     """Keep one row per id: the latest updated_at, the first such row on a tie."""
-    ids = batch.column("id")
-    if batch.num_rows < 2 or pc.count_distinct(ids).as_py() == batch.num_rows:
+    repeated = repeated_rows(batch.column("id"))
+    if repeated is None:
         return batch, origin
+    candidates = pc.indices_nonzero(repeated)
+    subset = batch.select(["id", "updated_at"]).take(candidates)
     order = pc.sort_indices(
-        batch.select(["id", "updated_at"]),
-        sort_keys=[("id", "ascending"), ("updated_at", "descending")],
-    )
-    sorted_ids = ids.take(order)
+        subset, sort_keys=[("id", "ascending"), ("updated_at", "descending")]
+    )  # stable: on a tie the earlier row comes first
+    sorted_ids = subset.column("id").take(order)
     first = np.ones(len(order), dtype=bool)
     first[1:] = pc.not_equal(sorted_ids.slice(1), sorted_ids.slice(0, len(order) - 1)).to_numpy(
         zero_copy_only=False
     )
-    keep = np.sort(order.to_numpy()[first])
-    return batch.take(keep), origin[keep]
+    losers = candidates.to_numpy()[order.to_numpy()[~first]]
+    keep = np.ones(batch.num_rows, dtype=bool)
+    keep[losers] = False
+    return batch.filter(pa.array(keep)), origin[keep]
