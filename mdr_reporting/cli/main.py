@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mdr_reporting import __version__
-from mdr_reporting.cli import admin, serve
+from mdr_reporting.cli import admin, records, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -16,7 +16,7 @@ def cli() -> None:
 
 cli.add_command(admin.admin)
 cli.add_command(admin.migrate)
-for command in serve.COMMANDS:
+for command in [*serve.COMMANDS, *records.COMMANDS]:
     cli.add_command(command)
 
 

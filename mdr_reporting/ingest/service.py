@@ -72,14 +72,18 @@ class Ingestor:
         a row of an existing account outside it raises Forbidden.
         """
         prior = dict(chunk.prior)
+        unshown = 0
         if "account_id" in chunk.table.column_names and chunk.table.num_rows:
-            prior.update(self._accounts(chunk, writable, create_accounts))
+            unknown, unshown = self._accounts(chunk, writable, create_accounts)
+            prior.update(unknown)
         checked = validate_records(chunk.table, line_of=chunk.line_of, prior=prior)
-        return checked.table, list(checked.problems), checked.problem_count
+        return checked.table, list(checked.problems), checked.problem_count + unshown
 
     def _accounts(
         self, chunk: RawChunk, writable: Collection[str] | None, create: bool
-    ) -> dict[tuple[int, str], str]:
+    ) -> tuple[dict[tuple[int, str], str], int]:
+        """Rows naming unknown accounts (the first 100, and how many more); Forbidden for
+        a row of an existing account the caller may not write."""
         column = pc.cast(chunk.table.column("account_id"), pa.string())
         named = {a for a in pc.unique(column).to_pylist() if a}
         missing = named - self._known
@@ -101,10 +105,11 @@ class Ingestor:
                     pointer="/account_id",
                 )
         if not missing:
-            return {}
-        mask = pc.is_in(column, value_set=pa.array(sorted(missing)))
-        rows = pc.indices_nonzero(pc.fill_null(mask, False)).slice(0, MAX_PROBLEMS)
-        return {(row, "account_id"): "account does not exist" for row in rows.to_pylist()}
+            return {}, 0
+        mask = pc.fill_null(pc.is_in(column, value_set=pa.array(sorted(missing))), False)
+        rows = pc.indices_nonzero(mask).slice(0, MAX_PROBLEMS).to_pylist()
+        total = int(pc.sum(mask).as_py() or 0)
+        return {(row, "account_id"): "account does not exist" for row in rows}, total - len(rows)
 
     def ingest(
         self,
