@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from mdr_reporting import __version__
-from mdr_reporting.api import v1, v2
+from mdr_reporting.api import ingest, v1, v2
 from mdr_reporting.api.errors import install_error_handlers
 from mdr_reporting.api.schemas import V1CreateBody, V2CreateBody
 from mdr_reporting.api.service import RequestService
@@ -64,6 +64,7 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     app.include_router(v1.router)
     app.include_router(v2.router)
+    app.include_router(ingest.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

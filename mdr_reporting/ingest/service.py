@@ -111,6 +111,16 @@ class Ingestor:
         total = int(pc.sum(mask).as_py() or 0)
         return {(row, "account_id"): "account does not exist" for row in rows}, total - len(rows)
 
+    def ingest_batch(self, chunk: RawChunk, writable: Collection[str] | None) -> IngestResult:
+        """One HTTP batch: checked without the lake's lock, then appended atomically."""
+        table, problems, count = self.prepare(chunk, writable)
+        if table is None:
+            raise InvalidRecords(problems, count)
+        with self.lake.writer() as writer:
+            stored = _add(writer, table, chunk)
+            result = writer.commit()
+        return IngestResult(table.num_rows, stored, result.version)
+
     def ingest(
         self,
         chunks: Iterable[RawChunk],
