@@ -382,7 +382,12 @@ class _LocalWriter(LakeWriter):
         for day, entry in entries:
             days[day] = (*days.get(day, ()), entry)
         manifest = Manifest(self.version, days, self.manifest.retired)
-        write_manifest(root, manifest)
+        try:
+            write_manifest(root, manifest)
+        except BaseException:
+            for day in touched:  # the index saw rows that never became visible
+                self.lake._index.forget(day)
+            raise
         committed = AppendResult(self.rows, manifest.version)
         self.lake._bound(manifest, touched)
         return committed

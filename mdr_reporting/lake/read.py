@@ -51,7 +51,7 @@ def read_latest(
         sql = latest_versions_sql(files)
         if order:
             sql = f"SELECT * FROM ({sql}) ORDER BY account_id, created_at, id"
-        table = con.sql(sql).fetch_arrow_table()
+        table = con.sql(sql).to_arrow_table()
     finally:
         if connection is None:
             con.close()
