@@ -39,6 +39,8 @@ __all__ = [
 
 CHUNK_BYTES = 32 * 1024 * 1024
 CHUNK_ROWS = 500_000
+# Blocks of this size are parsed in parallel; a longer line takes the exact path.
+JSON_BLOCK_BYTES = 1 << 20
 _KNOWN = frozenset(RECORD_COLUMNS)
 
 # The fast JSON path's types: the reader converts these itself (decimals exactly).
@@ -82,7 +84,7 @@ def parse_ndjson(data: bytes, first_line: int = 1) -> RawChunk:
     try:
         table = pjson.read_json(
             io.BytesIO(data),
-            read_options=pjson.ReadOptions(block_size=max(1 << 20, min(len(data) + 1, 1 << 26))),
+            read_options=pjson.ReadOptions(block_size=JSON_BLOCK_BYTES),
             parse_options=pjson.ParseOptions(
                 explicit_schema=_FAST_JSON_SCHEMA, unexpected_field_behavior="error"
             ),

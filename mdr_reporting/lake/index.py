@@ -12,7 +12,7 @@ process (seen as new files in the manifest) are read incrementally.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -39,14 +39,20 @@ class DayIndex:
         self.max_rows = max_rows
         self._days: OrderedDict[date, _Entry] = OrderedDict()
 
-    def get(self, day: date, files: Sequence[str]) -> pa.Table:
-        """The versions held by ``files`` (absolute paths), which make up ``day``."""
+    def get(
+        self, day: date, files: Sequence[str], before_read: Callable[[], object] | None = None
+    ) -> pa.Table:
+        """The versions held by ``files`` (absolute paths), which make up ``day``.
+
+        ``before_read`` runs before any file is read (to wait for writes in flight)."""
         wanted = frozenset(files)
         entry = self._days.get(day)
         if entry is None or not entry.files <= wanted:
             entry = _Entry(frozenset(), _empty())
         missing = sorted(wanted - entry.files)
         if missing:
+            if before_read is not None:
+                before_read()
             entry = _Entry(wanted, _concat(entry.table, _read(missing)))
         self._days[day] = entry
         self._days.move_to_end(day)

@@ -336,10 +336,9 @@ class _LocalWriter(LakeWriter):
     ) -> tuple[pa.Array, list[tuple[int, str, str]]]:
         """Which rows of ``part`` are new versions, and which change an id's identity."""
         files = [str(self.lake.root / e.path) for e in self.manifest.days.get(day, ())]
-        files += [str(p.path) for p in self.pending if p.day == day]
-        if not files:
-            return pa.array(np.ones(part.num_rows, dtype=bool)), []
-        known = self.lake._index.get(day, files)
+        mine = [p for p in self.pending if p.day == day]
+        files += [str(p.path) for p in mine]
+        known = self.lake._index.get(day, files, before_read=lambda: wait([p.write for p in mine]))
         known = known.filter(pc.is_in(known.column("id"), value_set=part.column("id")))
         if known.num_rows == 0:
             return pa.array(np.ones(part.num_rows, dtype=bool)), []

@@ -234,3 +234,15 @@ def test_appends_from_many_threads_are_serialised(tmp_path: Path) -> None:
     assert errors == []
     assert lake.stats().version >= 20 and len(latest(lake)) == 200
     assert pc.count_distinct(pq.read_table(lake.snapshot().files[DAY][0]).column("id")).as_py()
+
+
+def test_one_transaction_checks_later_batches_against_earlier_ones(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path)
+    with lake.writer() as writer:
+        writer.add(table([record(0, updated_at="2026-03-01T09:00:05Z")]))
+        older = record(0, status="delivered", updated_at="2026-03-01T09:00:04Z")
+        assert writer.add(table([older])) == 0  # not a newer version
+        with pytest.raises(LakeConflict):
+            writer.add(table([record(0, account_id="acct-z")]))
+        writer.commit()
+    assert latest(lake)["msg-000000"]["status"] == "sent"
