@@ -19,7 +19,7 @@ from mdr_reporting.cli.admin import open_catalog
 from mdr_reporting.cli.common import fail, load, settings_options
 from mdr_reporting.settings import Settings
 
-__all__ = ["COMMANDS", "build_services", "run_server"]
+__all__ = ["build_services", "demo", "run_server", "serve"]
 
 DEMO_ACCOUNT = "acct-01"
 
@@ -149,6 +149,3 @@ def demo(host: str | None, port: str | None, **flags: Any) -> None:
         )
 
     run_server(settings, services, on_ready=ready)
-
-
-COMMANDS: list[click.Command] = [serve, demo]
