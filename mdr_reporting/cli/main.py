@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mdr_reporting import __version__
-from mdr_reporting.cli import admin, serve
+from mdr_reporting.cli import admin, serve, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,6 +18,7 @@ cli.add_command(admin.admin)
 cli.add_command(admin.migrate)
 for command in serve.COMMANDS:
     cli.add_command(command)
+cli.add_command(worker.worker)
 
 
 def main() -> None:
