@@ -33,9 +33,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             raise RangeNotSatisfiable
         return max(size - length, 0), size - 1
     first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last < first:
+    if last_text and int(last_text) < first:
         return None  # syntactically invalid: ignored
     if first >= size:
         raise RangeNotSatisfiable
+    last = int(last_text) if last_text else size - 1
     return first, min(last, size - 1)

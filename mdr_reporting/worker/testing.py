@@ -16,6 +16,7 @@ import io
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -23,12 +24,13 @@ from pathlib import Path
 
 from mdr_reporting.catalog.jobs import JobQueue
 from mdr_reporting.catalog.store import Catalog
-from mdr_reporting.domain.requests import RequestState
+from mdr_reporting.domain.enums import RequestStatus
+from mdr_reporting.domain.requests import RequestState, parse_v1
 from mdr_reporting.files.local import LocalFileStore
 from mdr_reporting.worker.builder import BuildCancelled, BuildResult
 from mdr_reporting.worker.worker import Worker
 
-__all__ = ["FakeBuilder", "ManualClock", "main"]
+__all__ = ["FakeBuilder", "ManualClock", "main", "make_request"]
 
 _HEADER = ("id", "created_at", "direction", "cli", "cld", "message_body")
 
@@ -48,6 +50,28 @@ class ManualClock:
         step = delta if isinstance(delta, timedelta) else timedelta(seconds=delta)
         with self._lock:
             self._now += step
+
+
+def make_request(
+    catalog: Catalog, *, account_id: str = "acct-01", **body: object
+) -> RequestState:
+    """Store a Pending request (v1 body fields as keywords), creating the account if needed."""
+    now = catalog.clock()
+    if catalog.get_account(account_id) is None:
+        catalog.create_account(account_id, account_id=account_id)
+    body.setdefault("start_time", (now - timedelta(days=2)).isoformat())
+    body.setdefault("end_time", (now - timedelta(days=1)).isoformat())
+    state = RequestState(
+        id=str(uuid.uuid4()),
+        account_id=account_id,
+        accounts=(account_id,),
+        spec=parse_v1(body, now),
+        status=RequestStatus.PENDING,
+        created_at=now,
+        updated_at=now,
+    )
+    stored, _ = catalog.create_request(state)
+    return stored
 
 
 class FakeBuilder:
