@@ -169,6 +169,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--row-delay", type=float, default=0.0)
     parser.add_argument("--lease", type=float, default=1.0)
     parser.add_argument("--worker-id", default=None)
+    parser.add_argument("--work-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     catalog = Catalog(args.catalog)
     queue = JobQueue(
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> None:
         builder,
         poll_interval=0.05,
         progress_interval=0.0,
+        work_dir=args.work_dir,
         worker_id=args.worker_id,
     )
     worker.run_forever()
