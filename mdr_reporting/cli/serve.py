@@ -22,7 +22,7 @@ from mdr_reporting.files import LinkSigner, open_file_store
 from mdr_reporting.settings import Settings
 from mdr_reporting.worker import Background, ReportBuilder, report_builder
 
-__all__ = ["COMMANDS", "build_services", "run_server"]
+__all__ = ["COMMANDS", "build_services", "demo_lines", "download_line", "run_server"]
 
 DEMO_ACCOUNT = "acct-01"
 DEMO_REPORT_FILE = "mdr-demo-report.csv"
@@ -155,43 +155,44 @@ def demo(host: str | None, port: str | None, **flags: Any) -> None:
     services = build_services(settings, catalog)
 
     def ready(url: str) -> None:
-        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        body = (
-            f'{{"start_time": "{(now - timedelta(days=7)).isoformat()}", '
-            f'"end_time": "{now.isoformat()}", "directions": ["outbound"]}}'
-        )
-        curl = shlex.join(
-            [
-                "curl",
-                "-sS",
-                "-X",
-                "POST",
-                f"{url}/reporting/mdr_requests",
-                "-H",
-                f"Authorization: Bearer {key}",
-                "-H",
-                "Content-Type: application/json",
-                "-d",
-                body,
-            ]
-        )
-        click.echo(
-            "\n".join(
-                [
-                    f"mdr serving on {url}  (API docs: {url}/docs; Ctrl-C stops)",
-                    f"data folder: {settings.data_dir}",
-                    f"demo account: {DEMO_ACCOUNT}",
-                    f"demo key (reports scope): {key}",
-                    "create a report request:",
-                    f"  {curl}",
-                    f"then wait for it and download it to {DEMO_REPORT_FILE}:",
-                    f"  {download_line(url, key)}",
-                    "",
-                ]
-            )
-        )
+        click.echo("\n".join(demo_lines(settings, url, key)))
 
     run_server(settings, services, on_ready=ready)
+
+
+def demo_lines(settings: Settings, url: str, key: str) -> list[str]:
+    """What ``mdr demo`` prints once serving: the key, a create line and a download line."""
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    body = (
+        f'{{"start_time": "{(now - timedelta(days=7)).isoformat()}", '
+        f'"end_time": "{now.isoformat()}", "directions": ["outbound"]}}'
+    )
+    curl = shlex.join(
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            f"{url}/reporting/mdr_requests",
+            "-H",
+            f"Authorization: Bearer {key}",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+        ]
+    )
+    return [
+        f"mdr serving on {url}  (API docs: {url}/docs; Ctrl-C stops)",
+        f"data folder: {settings.data_dir}",
+        f"demo account: {DEMO_ACCOUNT}",
+        f"demo key (reports scope): {key}",
+        "create a report request:",
+        f"  {curl}",
+        f"then wait for it and download it to {DEMO_REPORT_FILE}:",
+        f"  {download_line(url, key)}",
+        "",
+    ]
 
 
 def download_line(url: str, key: str) -> str:

@@ -52,9 +52,7 @@ class ManualClock:
             self._now += step
 
 
-def make_request(
-    catalog: Catalog, *, account_id: str = "acct-01", **body: object
-) -> RequestState:
+def make_request(catalog: Catalog, *, account_id: str = "acct-01", **body: object) -> RequestState:
     """Store a Pending request (v1 body fields as keywords), creating the account if needed."""
     now = catalog.clock()
     if catalog.get_account(account_id) is None:
