@@ -47,7 +47,7 @@ class Services:
     downloads: ReportDownloads | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.requests = RequestService(self.catalog, self.clock)
+        self.requests = RequestService(self.catalog, self.clock, self.files)
         if self.links is not None:
             if self.report_url is _no_link:
                 self.report_url = self.links.report_url

@@ -29,7 +29,7 @@ from mdr_reporting.domain.requests import RequestState
 
 __all__ = ["Claim", "JobQueue", "RetryOutcome"]
 
-_CLAIM_SCAN = 20  # rows examined per claim: exhausted requests are failed on the way
+_CLAIM_SCAN = 20  # exhausted requests failed on the way by one claim, at most
 
 
 def _locked(query: sa.Select[Any], db: Connection) -> sa.Select[Any]:
@@ -100,10 +100,13 @@ class JobQueue:
                 free,
             )
             .order_by(requests.c.created_at, requests.c.id)
-            .limit(_CLAIM_SCAN)
+            .limit(1)  # lock one row only: other workers skip it and take the next ones
         )
         with self.catalog.transaction() as db:
-            for row in db.execute(_locked(query, db)).all():
+            for _ in range(_CLAIM_SCAN):
+                row = db.execute(_locked(query, db)).first()
+                if row is None:
+                    return None
                 if row.attempts >= self.max_attempts:
                     self._fail(db, row.id, now, _exhausted(row.attempts))
                     continue

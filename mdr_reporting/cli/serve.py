@@ -108,6 +108,9 @@ def run_server(
             settings, services.catalog, services.files, builder or report_builder(settings)
         )
         background.start()
+        if background.worker is not None:
+            wake = background.worker.wake
+            services.requests.on_created = lambda _state: wake()
     try:
         server.run()
     finally:

@@ -20,7 +20,7 @@ from mdr_reporting.files.signing import LinkRejected, LinkSigner
 
 __all__ = ["OpenedReport", "ReportDownloads", "download_filename"]
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+_UNSAFE = re.compile(r"[^\w.+-]+")  # keeps letters of any script; the header encodes them
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ __all__ = ["Worker", "new_worker_id"]
 
 log = logging.getLogger("mdr.worker")
 
+BUILD_PREFIX = "mdr-build-"
+STALE_BUILD_SECONDS = 3600
+
 
 def new_worker_id() -> str:
     """Host, pid and a random tag: unique across restarts, readable in the catalog."""
@@ -125,6 +128,7 @@ class Worker:
 
     def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_builds()
         for slot in range(self.concurrency):
             thread = threading.Thread(
                 target=self._loop, args=(slot,), name=f"mdr-worker-{slot}", daemon=True
@@ -141,6 +145,14 @@ class Worker:
         for thread in self._threads:
             thread.join(max(deadline - time.monotonic(), 0.0))
         self._threads.clear()
+
+    def _remove_stale_builds(self) -> None:
+        """Partial files of builds whose worker died: untouched for an hour, so not live."""
+        cutoff = time.time() - STALE_BUILD_SECONDS
+        for path in self.work_dir.glob(f"{BUILD_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll (e.g. right after a create)."""
@@ -181,7 +193,7 @@ class Worker:
         state = claim.state
         suffix = file_format(state.spec.format).suffix
         token = secrets.token_hex(8)
-        out_path = self.work_dir / f"mdr-build-{state.id}-{token}{suffix}"
+        out_path = self.work_dir / f"{BUILD_PREFIX}{state.id}-{token}{suffix}"
         log.info("building report %s (attempt %d)", state.id, claim.attempt)
         with _Job(self, claim) as job:
             try:

@@ -50,6 +50,7 @@ class Harness:
     public_url: str
     work_dir: Path
     workers: list[Worker]
+    services: Services
 
     def start_worker(self, builder: FakeBuilder, **options: Any) -> Worker:
         settings: dict[str, Any] = {
@@ -136,6 +137,7 @@ async def harness(tmp_path: Path, clock: ManualClock, catalog: Catalog) -> Async
             public_url=settings.public_url,
             work_dir=tmp_path / "work",
             workers=[],
+            services=services,
         )
         try:
             yield harness
@@ -293,8 +295,38 @@ async def test_a_deleted_report_link_is_refused_and_its_file_removed(harness: Ha
     )
     assert deleted.status_code == 200
     _assert_refused(await harness.fetch(url), data)
+    assert harness.stored_files() == [], "the DELETE removed the file at once"
+    assert harness.sweeper.sweep().purged == 1, "and the sweeper forgot its key"
+    assert harness.sweeper.sweep().purged == 0
+
+
+async def test_a_file_left_by_a_failed_delete_is_removed_by_the_sweeper(
+    harness: Harness,
+) -> None:
+    harness.start_worker(FakeBuilder(rows=2))
+    created = await harness.create()
+    await harness.wait(created["id"], 2)
+    harness.catalog.delete_request(created["id"])  # as if the DELETE died before the file
+    assert len(harness.stored_files()) == 1
     assert harness.sweeper.sweep().purged == 1
     assert harness.stored_files() == []
+
+
+async def test_a_create_wakes_an_idle_worker(harness: Harness) -> None:
+    worker = harness.start_worker(FakeBuilder(rows=2), poll_interval=60)
+    await anyio.sleep(0.05)  # the slot has polled once and now sleeps for a minute
+    harness.services.requests.on_created = lambda _state: worker.wake()
+    created = await harness.create()
+    await harness.wait(created["id"], 2, timeout=5)
+
+
+async def test_unicode_report_names_survive_in_the_download_name(harness: Harness) -> None:
+    harness.start_worker(FakeBuilder(rows=2))
+    created = await harness.create(report_name="Отчёт/mai 2024")
+    response = await harness.fetch((await harness.wait(created["id"], 2))["report_url"])
+    disposition = response.headers["content-disposition"]
+    assert 'filename="______mai_2024.csv"' in disposition
+    assert "filename*=UTF-8''%D0%9E%D1%82%D1%87%D1%91%D1%82_mai_2024.csv" in disposition
 
 
 async def test_after_30_days_the_report_is_expired_and_its_file_gone(harness: Harness) -> None:

@@ -77,3 +77,33 @@ def test_the_store_is_chosen_by_url(tmp_path: Path) -> None:
     assert store.root == tmp_path / "files"
     with pytest.raises(ValueError, match="file://"):
         open_file_store("s3://bucket/reports")
+
+
+def test_a_worker_removes_stale_build_files_of_dead_workers(tmp_path: Path) -> None:
+    import os
+    import time
+    from datetime import timedelta
+
+    from mdr_reporting.catalog import Catalog
+    from mdr_reporting.catalog.jobs import JobQueue
+    from mdr_reporting.worker import Worker
+    from mdr_reporting.worker.testing import FakeBuilder
+
+    work = tmp_path / "work"
+    work.mkdir()
+    stale, live, other = work / "mdr-build-a.csv", work / "mdr-build-b.csv", work / "notes.txt"
+    for path in (stale, live, other):
+        path.write_text("x")
+    old = time.time() - 7200
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+    catalog.migrate()
+    queue = JobQueue(
+        catalog, lease=timedelta(seconds=5), max_attempts=3, retention=timedelta(days=30)
+    )
+    worker = Worker(queue, LocalFileStore(tmp_path / "r"), FakeBuilder(), work_dir=work)
+    worker.start()
+    worker.stop()
+    catalog.close()
+    assert sorted(p.name for p in work.iterdir()) == ["mdr-build-b.csv", "notes.txt"]
