@@ -30,9 +30,9 @@ DEMO_REPORT_FILE = "mdr-demo-report.csv"
 # Reads the newest request from GET's bare JSON list: prints its report_url once it is
 # Complete, exits 1 while it is Pending, and explains a Failed or Expired one on stderr.
 _NEWEST_REPORT = (
-    "import json,sys; r=json.load(sys.stdin)[0]; s=r['status']; "
-    "s == 2 and print(r['report_url']); "
-    "s > 2 and print('report not available:', r['error'] or s, file=sys.stderr); "
+    'import json,sys; r=json.load(sys.stdin)[0]; s=r["status"]; '
+    's == 2 and print(r["report_url"]); '
+    's > 2 and print("report not available:", r["error"] or s, file=sys.stderr); '
     "sys.exit(s == 1)"
 )
 
