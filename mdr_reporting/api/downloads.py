@@ -53,10 +53,14 @@ def _headers(report: OpenedReport) -> dict[str, str]:
     }
 
 
-@router.api_route(
-    "/reports/{request_id}/download",
-    methods=["GET", "HEAD"],
+PATH = "/reports/{request_id}/download"
+
+
+@router.get(
+    PATH,
+    response_class=StreamingResponse,
     summary="Download a finished report through its signed link (report_url)",
+    openapi_extra={"security": []},  # the signature is the credential: no API key
     responses={
         200: {"description": "The report file", "content": {"application/octet-stream": {}}},
         206: {"description": "The requested byte range (Range header)"},
@@ -70,8 +74,8 @@ def _headers(report: OpenedReport) -> dict[str, str]:
 async def download(
     request_id: str,
     request: Request,
-    expires: str = Query("", max_length=32, description="Expiry of the link (unix seconds)"),
-    sig: str = Query("", max_length=128, description="Signature of the link"),
+    expires: str = Query("", description="Expiry of the link (unix seconds)"),
+    sig: str = Query("", description="Signature of the link"),
 ) -> Response:
     downloads = request.app.state.services.downloads
     if downloads is None:
@@ -109,3 +113,6 @@ async def download(
         headers=headers,
         media_type=report.media_type,
     )
+
+
+router.add_api_route(PATH, download, methods=["HEAD"], include_in_schema=False)

@@ -236,6 +236,11 @@ async def test_range_requests_resume_a_download(harness: Harness) -> None:
     whole = await harness.fetch(url, Range="bytes=0-1,5-6")
     assert (whole.status_code, whole.content) == (200, data)
 
+    parts = urlsplit(url)
+    head = await harness.client.head(f"{parts.path}?{parts.query}", headers={"Range": "bytes=-5"})
+    assert (head.status_code, head.content) == (206, b"")
+    assert head.headers["content-range"] == f"bytes {size - 5}-{size - 1}/{size}"
+
     etag = whole.headers["etag"]
     matching = await harness.fetch(url, Range="bytes=0-1", **{"If-Range": etag})
     assert matching.status_code == 206
@@ -263,6 +268,8 @@ async def test_tampered_expired_and_foreign_links_get_403_and_no_bytes(
         f"{base}?expires={expires}&sig={'A' if sig[0] != 'A' else 'B'}{sig[1:]}",
         f"{base}?expires={expires + 3600}&sig={sig}",
         f"{base}?expires={expires}",
+        f"{base}?expires={'9' * 40}&sig={sig}",
+        f"{base}?expires={expires}&sig={sig * 4}",
         f"{base}?sig={sig}",
         base,
         # the signature of the second report on the path of the first, and the reverse
