@@ -22,6 +22,7 @@ COMMANDS = {
     "migrate": "mdr_reporting.cli.admin:migrate",
     "request": "mdr_reporting.cli.client:request",
     "serve": "mdr_reporting.cli.serve:serve",
+    "worker": "mdr_reporting.cli.worker:worker",
 }
 
 
