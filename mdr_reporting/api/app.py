@@ -12,12 +12,14 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from mdr_reporting import __version__
-from mdr_reporting.api import ingest, v1, v2
+from mdr_reporting.api import downloads, ingest, v1, v2
 from mdr_reporting.api.errors import install_error_handlers
 from mdr_reporting.api.schemas import V1CreateBody, V2CreateBody
 from mdr_reporting.api.service import RequestService
 from mdr_reporting.catalog import Catalog
 from mdr_reporting.domain.requests import RequestState
+from mdr_reporting.files import FileStore, LinkSigner
+from mdr_reporting.files.downloads import ReportDownloads
 from mdr_reporting.settings import Settings
 
 __all__ = ["Services", "create_app"]
@@ -39,10 +41,18 @@ class Services:
     catalog: Catalog
     clock: Callable[[], datetime] = _utcnow
     report_url: Callable[[RequestState], str | None] = _no_link
+    files: FileStore | None = None
+    links: LinkSigner | None = None
     requests: RequestService = field(init=False)
+    downloads: ReportDownloads | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.requests = RequestService(self.catalog, self.clock)
+        self.requests = RequestService(self.catalog, self.clock, self.files)
+        if self.links is not None:
+            if self.report_url is _no_link:
+                self.report_url = self.links.report_url
+            if self.files is not None:
+                self.downloads = ReportDownloads(self.catalog, self.files, self.links)
 
 
 DESCRIPTION = """\
@@ -64,6 +74,7 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     app.include_router(v1.router)
     app.include_router(v2.router)
+    app.include_router(downloads.router)
     app.include_router(ingest.router)
 
     @app.get("/health", include_in_schema=False)

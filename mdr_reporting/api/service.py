@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import Callable
@@ -13,14 +14,19 @@ from mdr_reporting.catalog import ApiKey, Catalog, KeyScope
 from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.domain.errors import Forbidden, InvalidInput, NotFound
 from mdr_reporting.domain.requests import ReportRequest, RequestState, warnings_for
+from mdr_reporting.files import FileStore
 
 __all__ = ["RequestService"]
 
 
 class RequestService:
-    def __init__(self, catalog: Catalog, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, catalog: Catalog, clock: Callable[[], datetime], files: FileStore | None = None
+    ) -> None:
         self.catalog = catalog
         self.clock = clock
+        self.files = files  # a DELETE removes the report file at once
+        self.on_created: Callable[[RequestState], None] | None = None  # e.g. wake the worker
 
     def visible_accounts(self, key: ApiKey) -> list[str] | None:
         """Accounts whose requests ``key`` sees: its own and those it manages (admin: all)."""
@@ -77,9 +83,11 @@ class RequestService:
         if idempotency_key is not None:
             canonical = orjson.dumps([surface, body], option=orjson.OPT_SORT_KEYS)
             body_hash = hashlib.sha256(canonical).hexdigest()
-        stored, _created = self.catalog.create_request(
+        stored, created = self.catalog.create_request(
             state, idempotency_key=idempotency_key, idempotency_hash=body_hash
         )
+        if created and self.on_created is not None:
+            self.on_created(stored)
         return stored
 
     def get(self, key: ApiKey, request_id: str) -> RequestState:
@@ -95,4 +103,7 @@ class RequestService:
         state = self.catalog.delete_request(request_id, self.visible_accounts(key))
         if state is None:
             raise NotFound(f"no MDR request with id {request_id!r}")
+        if self.files is not None and state.file_key is not None:
+            with contextlib.suppress(OSError):  # the sweeper retries what fails here
+                self.files.delete(state.file_key)
         return state

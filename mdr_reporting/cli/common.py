@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -36,7 +36,7 @@ def settings_options(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load(**flags: Any) -> Settings:  # type: ignore[return]
+def load(**flags: Any) -> Settings:
     """Settings from flags, environment, config file and defaults, or a one-line exit."""
     try:
         return ensure_signing_secret(load_settings(flags))
@@ -46,7 +46,7 @@ def load(**flags: Any) -> Settings:  # type: ignore[return]
         fail(f"data folder: {exc}")
 
 
-def fail(message: str, code: int = 2) -> Any:
+def fail(message: str, code: int = 2) -> NoReturn:
     click.echo(f"error: {message}", err=True)
     raise SystemExit(code)
 

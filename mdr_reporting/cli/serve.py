@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,15 +18,40 @@ from mdr_reporting.api import Services, create_app
 from mdr_reporting.catalog import Catalog, KeyScope
 from mdr_reporting.cli.admin import open_catalog
 from mdr_reporting.cli.common import fail, load, settings_options
+from mdr_reporting.files import LinkSigner, open_file_store
 from mdr_reporting.settings import Settings
+from mdr_reporting.worker import Background, ReportBuilder, report_builder
 
-__all__ = ["COMMANDS", "build_services", "run_server"]
+__all__ = ["build_services", "demo", "demo_lines", "download_line", "run_server", "serve"]
 
 DEMO_ACCOUNT = "acct-01"
+DEMO_REPORT_FILE = "mdr-demo-report.csv"
+
+# Reads the newest request from GET's bare JSON list: prints its report_url once it is
+# Complete, exits 1 while it is Pending, and explains a Failed or Expired one on stderr.
+_NEWEST_REPORT = (
+    'import json,sys; r=json.load(sys.stdin)[0]; s=r["status"]; '
+    's == 2 and print(r["report_url"]); '
+    's > 2 and print("report not available:", r["error"] or s, file=sys.stderr); '
+    "sys.exit(s == 1)"
+)
 
 
 def build_services(settings: Settings, catalog: Catalog | None = None) -> Services:
-    return Services(settings=settings, catalog=catalog or open_catalog(settings))
+    catalog = catalog or open_catalog(settings)
+    try:
+        files = open_file_store(settings.files_url)
+    except (ValueError, OSError) as exc:
+        fail(f"report files: {exc}")
+    links = LinkSigner(
+        settings.signing_secret,
+        settings.public_url,
+        timedelta(seconds=settings.link_ttl_seconds),
+        catalog.clock,
+    )
+    return Services(
+        settings=settings, catalog=catalog, clock=catalog.clock, files=files, links=links
+    )
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -41,9 +67,16 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def run_server(
-    settings: Settings, services: Services, on_ready: Callable[[str], None] | None = None
+    settings: Settings,
+    services: Services,
+    on_ready: Callable[[str], None] | None = None,
+    builder: ReportBuilder | None = None,
 ) -> None:
-    """Serve until interrupted; ``on_ready`` gets the base URL once requests are accepted."""
+    """Serve until interrupted; ``on_ready`` gets the base URL once requests are accepted.
+
+    With ``settings.with_worker`` the report worker (building with ``builder``, by
+    default the engine of the settings) and the expiry sweeper run in this process.
+    """
     _check_port_free(settings.host, settings.port)
     app = create_app(services)
     config = uvicorn.Config(
@@ -69,9 +102,20 @@ def run_server(
         (on_ready or (lambda u: click.echo(f"mdr serving on {u}", err=False)))(url)
 
     threading.Thread(target=announce, name="mdr-announce", daemon=True).start()
+    background = None
+    if settings.with_worker:
+        background = Background(
+            settings, services.catalog, services.files, builder or report_builder(settings)
+        )
+        background.start()
+        if background.worker is not None:
+            wake = background.worker.wake
+            services.requests.on_created = lambda _state: wake()
     try:
         server.run()
     finally:
+        if background is not None:
+            background.stop()
         services.catalog.close()
 
 
@@ -114,41 +158,63 @@ def demo(host: str | None, port: str | None, **flags: Any) -> None:
     services = build_services(settings, catalog)
 
     def ready(url: str) -> None:
-        now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-        body = (
-            f'{{"start_time": "{(now - timedelta(days=7)).isoformat()}", '
-            f'"end_time": "{now.isoformat()}", "directions": ["outbound"]}}'
-        )
-        curl = shlex.join(
-            [
-                "curl",
-                "-sS",
-                "-X",
-                "POST",
-                f"{url}/reporting/mdr_requests",
-                "-H",
-                f"Authorization: Bearer {key}",
-                "-H",
-                "Content-Type: application/json",
-                "-d",
-                body,
-            ]
-        )
-        click.echo(
-            "\n".join(
-                [
-                    f"mdr serving on {url}  (API docs: {url}/docs; Ctrl-C stops)",
-                    f"data folder: {settings.data_dir}",
-                    f"demo account: {DEMO_ACCOUNT}",
-                    f"demo key (reports scope): {key}",
-                    "create a report request:",
-                    f"  {curl}",
-                    "",
-                ]
-            )
-        )
+        click.echo("\n".join(demo_lines(settings, url, key)))
 
     run_server(settings, services, on_ready=ready)
 
 
-COMMANDS: list[click.Command] = [serve, demo]
+def demo_lines(settings: Settings, url: str, key: str) -> list[str]:
+    """What ``mdr demo`` prints once serving: the key, a create line and a download line."""
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    body = (
+        f'{{"start_time": "{(now - timedelta(days=7)).isoformat()}", '
+        f'"end_time": "{now.isoformat()}", "directions": ["outbound"]}}'
+    )
+    curl = shlex.join(
+        [
+            "curl",
+            "-sS",
+            "-X",
+            "POST",
+            f"{url}/reporting/mdr_requests",
+            "-H",
+            f"Authorization: Bearer {key}",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            body,
+        ]
+    )
+    return [
+        f"mdr serving on {url}  (API docs: {url}/docs; Ctrl-C stops)",
+        f"data folder: {settings.data_dir}",
+        f"demo account: {DEMO_ACCOUNT}",
+        f"demo key (reports scope): {key}",
+        "create a report request:",
+        f"  {curl}",
+        f"then wait for it and download it to {DEMO_REPORT_FILE}:",
+        f"  {download_line(url, key)}",
+        "",
+    ]
+
+
+def download_line(url: str, key: str) -> str:
+    """A shell line that polls the newest request until Complete, then downloads its file.
+
+    It uses only curl and the Python that runs ``mdr``; the link needs no API key.
+    """
+    poll = shlex.join(
+        [
+            "curl",
+            "-sS",
+            "-H",
+            f"Authorization: Bearer {key}",
+            f"{url}/reporting/mdr_requests?per_page=1",
+        ]
+    )
+    parse = shlex.join([sys.executable, "-c", _NEWEST_REPORT])
+    save = shlex.join(["curl", "-sS", "-o", DEMO_REPORT_FILE])
+    return (
+        f"until link=$({poll} | {parse}); do sleep 1; done; "
+        f'[ -n "$link" ] && {save} "$link" && echo "saved {DEMO_REPORT_FILE}"'
+    )
