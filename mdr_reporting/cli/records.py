@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,16 +14,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from mdr_reporting.catalog import Catalog
 from mdr_reporting.cli.admin import open_catalog
 from mdr_reporting.cli.common import fail, load, settings_options
 from mdr_reporting.domain.errors import MdrError
 from mdr_reporting.generator import file_format, generate, write_records
-from mdr_reporting.ingest import Ingestor, InvalidRecords, read_file
+from mdr_reporting.ingest import Ingestor, IngestResult, InvalidRecords, RawChunk, read_file
 from mdr_reporting.ingest.readers import total_size
 from mdr_reporting.lake import Lake, open_lake
 from mdr_reporting.settings import Settings
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "load_demo_records"]
 
 
 class _RowsColumn(ProgressColumn):
@@ -82,6 +84,36 @@ def ingest(files: tuple[str, ...], create_accounts: bool, **flags: Any) -> None:
 
 
 def _ingest_one(ingestor: Ingestor, path: str, create_accounts: bool, console: Console) -> bool:
+    try:
+        result, seconds = _with_progress(
+            console,
+            Path(path).name,
+            total_size(path),
+            lambda on_chunk: ingestor.ingest(
+                read_file(path), create_accounts=create_accounts, on_chunk=on_chunk
+            ),
+        )
+    except InvalidRecords as bad:
+        _report(path, bad)
+        return False
+    except MdrError as exc:
+        fail(f"{path}: {exc.detail}")
+    except (OSError, ValueError) as exc:
+        fail(f"{path}: cannot read: {exc}")
+    click.echo(
+        f"{path}: {result.rows:,} rows in {seconds:.1f} s ({result.rows / max(seconds, 1e-9):,.0f}"
+        f" rows/s); {result.stored:,} new versions stored (lake version {result.version})"
+    )
+    return True
+
+
+def _with_progress(
+    console: Console,
+    label: str,
+    total: int,
+    work: Callable[[Callable[[RawChunk, int], None]], IngestResult],
+) -> tuple[IngestResult, float]:
+    """Run an ingest under a rich progress bar showing rows and rows/s."""
     started = time.perf_counter()
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -89,38 +121,45 @@ def _ingest_one(ingestor: Ingestor, path: str, create_accounts: bool, console: C
         _RowsColumn(),
         TimeElapsedColumn(),
         console=console,
-        transient=False,
     )
     with progress:
-        task = progress.add_task(Path(path).name, total=total_size(path), rows=0)
+        task = progress.add_task(label, total=total, rows=0)
         rows = 0
 
-        def advance(chunk: Any, count: int) -> None:
+        def advance(chunk: RawChunk, count: int) -> None:
             nonlocal rows
             rows += count
             progress.update(task, completed=chunk.consumed, rows=rows)
 
-        try:
-            result = ingestor.ingest(
-                read_file(path), create_accounts=create_accounts, on_chunk=advance
-            )
-        except InvalidRecords as bad:
-            progress.stop()
-            _report(path, bad)
-            return False
-        except MdrError as exc:
-            progress.stop()
-            fail(f"{path}: {exc.detail}")
-        except (OSError, ValueError) as exc:
-            progress.stop()
-            fail(f"{path}: cannot read: {exc}")
-        progress.update(task, completed=progress.tasks[0].total, rows=rows)
-    seconds = time.perf_counter() - started
-    click.echo(
-        f"{path}: {result.rows:,} rows in {seconds:.1f} s ({result.rows / max(seconds, 1e-9):,.0f}"
-        f" rows/s); {result.stored:,} new versions stored (lake version {result.version})"
+        result = work(advance)
+        progress.update(task, completed=total, rows=rows)
+    return result, time.perf_counter() - started
+
+
+def load_demo_records(
+    settings: Settings, catalog: Catalog, records: int, console: Console | None = None
+) -> int:
+    """Fill an empty lake with ``records`` generated MDRs of the last 30 days (accounts
+    acct-01..acct-20 created), showing a progress bar; for ``mdr demo``. Returns the rows."""
+    lake = _open_lake(settings)
+    if lake.stats().rows or records <= 0:
+        return 0
+    table = generate(records, 20, 30, datetime.now(UTC).date() - timedelta(days=30), seed=1)
+    step = 250_000
+    chunks = (
+        RawChunk(table.slice(i, step), i + 1, consumed=min(i + step, table.num_rows))
+        for i in range(0, table.num_rows, step)
     )
-    return True
+    result, seconds = _with_progress(
+        console or Console(stderr=True),
+        "demo records",
+        table.num_rows,
+        lambda on_chunk: Ingestor(lake, catalog).ingest(
+            chunks, create_accounts=True, on_chunk=on_chunk
+        ),
+    )
+    click.echo(f"loaded {result.rows:,} demo records in {seconds:.1f} s")
+    return result.rows
 
 
 def _report(path: str, bad: InvalidRecords) -> None:
