@@ -212,6 +212,7 @@ class LocalLake(Lake):
 
     def _bound(self, manifest: Manifest, days: Sequence[date]) -> Manifest:
         """Keep each day within max_files_per_day by merging its smallest files."""
+        merged = False
         for day in days:
             entries = manifest.days.get(day, ())
             if len(entries) <= self.max_files_per_day:
@@ -219,7 +220,8 @@ class LocalLake(Lake):
             take = len(entries) - self.max_files_per_day // 2 + 1
             smallest = sorted(entries, key=lambda e: (e.rows, e.path))[:take]
             manifest = self._merge(manifest, day, smallest)
-        return manifest
+            merged = True
+        return self._reclaim(manifest) if merged else manifest
 
     def _reclaim(self, manifest: Manifest) -> Manifest:
         """Delete retired files no reader may hold, and leftovers of crashed appends."""

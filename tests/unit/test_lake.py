@@ -246,3 +246,12 @@ def test_one_transaction_checks_later_batches_against_earlier_ones(tmp_path: Pat
             writer.add(table([record(0, account_id="acct-z")]))
         writer.commit()
     assert latest(lake)["msg-000000"]["status"] == "sent"
+
+
+def test_automatic_merges_reclaim_retired_files(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path, max_files_per_day=2, retire_grace_seconds=0)
+    for i in range(6):
+        lake.append(table([record(i)]))
+    named = {Path(p) for files in lake.snapshot().files.values() for p in files}
+    assert len(named) <= 2
+    assert len(list((tmp_path / "data").glob("*/*.parquet"))) <= 3  # at most one just retired
