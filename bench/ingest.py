@@ -49,8 +49,10 @@ def fresh_data_dir(workdir: Path, name: str) -> Path:
     data.mkdir(parents=True)
     catalog = Catalog(f"sqlite:///{data / 'catalog.db'}")
     catalog.migrate()
-    for account in account_ids(ACCOUNTS):
-        catalog.create_account(account, account_id=account)
+    platform, *customers = account_ids(ACCOUNTS)
+    catalog.create_account(platform, account_id=platform)
+    for account in customers:  # the platform's key may write every customer's records
+        catalog.create_account(account, account_id=account, parent_id=platform)
     catalog.close()
     return data
 
@@ -77,7 +79,7 @@ def free_port() -> int:
 def http_batches(workdir: Path, rows: int) -> tuple[float, float]:
     data = fresh_data_dir(workdir, "data-http")
     catalog = Catalog(f"sqlite:///{data / 'catalog.db'}")
-    key = catalog.create_key(account_ids(1)[0], KeyScope.ADMIN).secret
+    key = catalog.create_key(account_ids(1)[0], KeyScope.INGEST).secret
     catalog.close()
     source = generated(workdir, rows + 100_000, ".ndjson", seed=2)
     lines = source.read_bytes().splitlines(keepends=True)

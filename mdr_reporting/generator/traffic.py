@@ -336,15 +336,17 @@ def _uuids(rng: np.random.Generator, n: int) -> pa.Array:
     raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    hexdigits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-    text = np.empty((n, 36), dtype=np.uint8)
-    columns = [c for c in range(36) if c not in (8, 13, 18, 23)]
-    pairs = np.empty((n, 32), dtype=np.uint8)
-    pairs[:, 0::2] = hexdigits[raw >> 4]
-    pairs[:, 1::2] = hexdigits[raw & 15]
-    text[:, columns] = pairs
-    text[:, [8, 13, 18, 23]] = ord("-")
-    return pa.array(text.view("S36").ravel()).cast(pa.string())
+    hexed = _HEX_PAIRS[raw].reshape(n, 32)
+    dash = np.full((n, 1), ord("-"), dtype=np.uint8)
+    groups = [hexed[:, :8], hexed[:, 8:12], hexed[:, 12:16], hexed[:, 16:20], hexed[:, 20:]]
+    pieces = [piece for group in groups for piece in (group, dash)][:-1]
+    text = np.concatenate(pieces, axis=1)
+    return pa.array(np.ascontiguousarray(text).view("S36").ravel()).cast(pa.string())
+
+
+_HEX_PAIRS = np.frombuffer(
+    b"".join(f"{value:02x}".encode() for value in range(256)), dtype=np.uint8
+).reshape(256, 2)
 
 
 def _pick(values: tuple[str, ...], index: np.ndarray) -> pa.Array:
@@ -369,28 +371,26 @@ def _money(micros: np.ndarray) -> pa.Array:
 def _with_earlier_versions(
     rng: np.random.Generator, table: pa.Table, twice: int, status: np.ndarray, sent: np.ndarray
 ) -> pa.Table:
-    """Add a ``sent`` version of ``twice`` finished outbound messages, emitted at ``sent_at``."""
+    """Add a ``sent`` version, emitted at ``sent_at``, just before ``twice`` finished messages.
+
+    Rows are copied in one gather per column (the source order is already by time).
+    """
     if twice == 0:
         return table
+    n = table.num_rows
     eligible = np.flatnonzero((status >= 3) & (status <= 6) & (sent != np.iinfo(np.int64).min))
     chosen = np.sort(rng.choice(eligible, size=min(twice, len(eligible)), replace=False))
-    earlier = table.take(pa.array(chosen))
-    n = len(chosen)
-    earlier = earlier.set_column(
-        earlier.schema.get_field_index("status"), "status", pa.array(["sent"] * n)
-    )
+    copies = np.ones(n, dtype=np.int64)
+    copies[chosen] += 1
+    copies[: twice - len(chosen)] += 1  # too few finished messages (tiny runs): plain re-sends
+    source = pa.array(np.repeat(np.arange(n, dtype=np.int64), copies))
+    first_copy = np.concatenate([[0], np.cumsum(copies)[:-1]])
+    early_mask = np.zeros(len(source), dtype=bool)
+    early_mask[first_copy[chosen]] = True
+    early = pa.array(early_mask)
+    columns = {name: table.column(name).take(source) for name in table.column_names}
+    columns["status"] = pc.if_else(early, "sent", columns["status"])
     for name in ("completed_at", "error_code"):
-        index = earlier.schema.get_field_index(name)
-        earlier = earlier.set_column(
-            index, RECORD_SCHEMA.field(name), pa.nulls(n, RECORD_SCHEMA.field(name).type)
-        )
-    earlier = earlier.set_column(
-        earlier.schema.get_field_index("updated_at"), "updated_at", earlier.column("sent_at")
-    )
-    short = twice - n  # too few finished messages (tiny runs): re-send some rows unchanged
-    resent = table.slice(0, short) if short > 0 else table.slice(0, 0)
-    merged = pa.concat_tables([earlier.cast(RECORD_SCHEMA), table, resent]).combine_chunks()
-    # In created_at order, each message's earlier version just before its final one.
-    created = pc.cast(merged.column("created_at"), pa.int64()).to_numpy()
-    order = pa.array(np.argsort(created, kind="stable"))
-    return pa.table([column.take(order) for column in merged.columns], schema=RECORD_SCHEMA)
+        columns[name] = pc.if_else(early, pa.scalar(None, columns[name].type), columns[name])
+    columns["updated_at"] = pc.if_else(early, columns["sent_at"], columns["updated_at"])
+    return pa.table(columns, schema=RECORD_SCHEMA)
