@@ -28,7 +28,9 @@ def latest(lake: LocalLake) -> dict[str, dict[str, object]]:
         rows = [r for day in snapshot.files for r in read_latest(snapshot.files[day]).to_pylist()]
     finally:
         lake.release(snapshot)
-    return {str(r["id"]): r for r in rows}
+    by_id = {str(r["id"]): r for r in rows}
+    assert len(by_id) == len(rows), "a reader saw two versions of one message"
+    return by_id
 
 
 def test_open_lake_by_url(tmp_path: Path) -> None:
