@@ -13,6 +13,7 @@ import gzip
 import io
 import json
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -229,8 +230,7 @@ def read_file(path: str | Path) -> Iterator[RawChunk]:
         if fmt == "parquet":
             parquet = pq.ParquetFile(pa.BufferReader(handle.read()) if gzipped else raw)
             rows = 0
-            for group in _row_group_runs(parquet):
-                table = parquet.read_row_groups(group, use_threads=True)
+            for table in _prefetched(parquet):
                 rows += table.num_rows
                 done = rows if not gzipped else raw.tell()
                 yield RawChunk(table, rows - table.num_rows + 1, consumed=done)
@@ -240,6 +240,19 @@ def read_file(path: str | Path) -> Iterator[RawChunk]:
         else:
             for chunk in _ndjson_blocks(handle):
                 yield _at(chunk, raw.tell())
+
+
+def _prefetched(parquet: pq.ParquetFile) -> Iterator[pa.Table]:
+    """Row-group runs, the next one read in the background while the caller works."""
+    runs = list(_row_group_runs(parquet))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdr-read") as pool:
+        ahead = pool.submit(parquet.read_row_groups, runs[0], use_threads=True) if runs else None
+        for index in range(len(runs)):
+            assert ahead is not None
+            table = ahead.result()
+            if index + 1 < len(runs):
+                ahead = pool.submit(parquet.read_row_groups, runs[index + 1], use_threads=True)
+            yield table
 
 
 def _row_group_runs(parquet: pq.ParquetFile) -> Iterator[list[int]]:
