@@ -23,12 +23,15 @@ Rules (api.md section 6, architecture.md "Lake"):
   or ``created_at`` of a stored id raises :class:`LakeConflict`.
 * Each file is sorted by (account_id, created_at, id) in row groups of
   :data:`ROW_GROUP_ROWS`, so min/max statistics let a reader skip other accounts.
-* Files per day are bounded by :data:`MAX_FILES_PER_DAY`: when an append takes a
-  day past it, the smallest files of that day are merged (latest versions only)
-  until it holds ``MAX_FILES_PER_DAY // 2``; ``compact()`` merges every day into
-  one file.  Replaced files are retired, not deleted, while a snapshot of this
-  process may still read them and for :data:`RETIRE_GRACE_SECONDS` (readers in
-  other processes).
+* Files per day are bounded by :data:`MAX_FILES_PER_DAY` (16) in every manifest:
+  when an append would take a day past it, the smallest files of that day are
+  merged (latest versions only) down to ``MAX_FILES_PER_DAY // 2`` files *before*
+  the commit, in the same manifest version; ``compact()`` merges every day into
+  one file.  Small files merge often and big ones rarely (size-tiered), so a
+  stream of small batches is not rewritten once per batch.
+* Replaced files are retired, not deleted, while a snapshot of this process may
+  still read them and for :data:`RETIRE_GRACE_SECONDS` (readers in other
+  processes).
 """
 
 from __future__ import annotations
@@ -195,33 +198,38 @@ class LocalLake(Lake):
 
     def _merge(self, manifest: Manifest, day: date, entries: list[FileEntry]) -> Manifest:
         """Replace ``entries`` of ``day`` by one file with the latest version of each id."""
-        paths = [str(self.root / entry.path) for entry in entries]
-        table = read_latest(paths)
         version = manifest.version + 1
-        merged = self._write_file(day, version, 0, table)
-        kept = [e for e in manifest.days[day] if e not in entries]
         days = dict(manifest.days)
-        days[day] = (*kept, merged)
-        now = time.time()
-        retired = (*manifest.retired, *(Retired(e.path, version, now) for e in entries))
-        fsync_dir(self.root / "data" / day.isoformat())
-        new = Manifest(version, days, retired)
+        retired = self._bound_day(days, day, entries, version, 0)
+        new = Manifest(version, days, (*manifest.retired, *retired))
         write_manifest(self.root, new)
-        self._index.replace(day, paths, str(self.root / merged.path))
         return new
 
-    def _bound(self, manifest: Manifest, days: Sequence[date]) -> Manifest:
-        """Keep each day within max_files_per_day by merging its smallest files."""
-        merged = False
-        for day in days:
-            entries = manifest.days.get(day, ())
-            if len(entries) <= self.max_files_per_day:
-                continue
-            take = len(entries) - self.max_files_per_day // 2 + 1
-            smallest = sorted(entries, key=lambda e: (e.rows, e.path))[:take]
-            manifest = self._merge(manifest, day, smallest)
-            merged = True
-        return self._reclaim(manifest) if merged else manifest
+    def _bound_day(
+        self,
+        days: dict[date, tuple[FileEntry, ...]],
+        day: date,
+        entries: Sequence[FileEntry],
+        version: int,
+        number: int,
+    ) -> list[Retired]:
+        """Write one file with the latest version of each id in ``entries`` and put it in
+        their place in ``days`` (not yet committed); returns them as retired."""
+        paths = [str(self.root / entry.path) for entry in entries]
+        merged = self._write_file(day, version, number, read_latest(paths))
+        fsync_dir(self.root / "data" / day.isoformat())
+        days[day] = (*(e for e in days[day] if e not in entries), merged)
+        self._index.replace(day, paths, str(self.root / merged.path))
+        now = time.time()
+        return [Retired(e.path, version, now) for e in entries]
+
+    def _smallest_over_bound(self, entries: Sequence[FileEntry]) -> list[FileEntry]:
+        """A day's smallest files when it is over the bound: merged, they leave the day
+        ``max_files_per_day // 2`` files."""
+        if len(entries) <= self.max_files_per_day:
+            return []
+        take = len(entries) - self.max_files_per_day // 2 + 1
+        return sorted(entries, key=lambda e: (e.rows, e.path))[:take]
 
     def _reclaim(self, manifest: Manifest) -> Manifest:
         """Delete retired files no reader may hold, and leftovers of crashed appends."""
@@ -382,16 +390,22 @@ class _LocalWriter(LakeWriter):
         days = dict(self.manifest.days)
         for day, entry in entries:
             days[day] = (*days.get(day, ()), entry)
-        manifest = Manifest(self.version, days, self.manifest.retired)
+        retired: list[Retired] = []
+        for number, day in enumerate(touched, start=len(entries)):
+            # Merge before committing, so no reader ever sees more than the bound.
+            smallest = self.lake._smallest_over_bound(days[day])
+            if smallest:
+                retired += self.lake._bound_day(days, day, smallest, self.version, number)
+        manifest = Manifest(self.version, days, (*self.manifest.retired, *retired))
         try:
             write_manifest(root, manifest)
         except BaseException:
             for day in touched:  # the index saw rows that never became visible
                 self.lake._index.forget(day)
             raise
-        committed = AppendResult(self.rows, manifest.version)
-        self.lake._bound(manifest, touched)
-        return committed
+        if retired:
+            self.lake._reclaim(manifest)
+        return AppendResult(self.rows, manifest.version)
 
     def abort(self) -> None:
         if self.done:

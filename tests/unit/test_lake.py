@@ -257,3 +257,13 @@ def test_automatic_merges_reclaim_retired_files(tmp_path: Path) -> None:
     named = {Path(p) for files in lake.snapshot().files.values() for p in files}
     assert len(named) <= 2
     assert len(list((tmp_path / "data").glob("*/*.parquet"))) <= 3  # at most one just retired
+
+
+def test_no_manifest_ever_names_more_files_per_day_than_the_bound(tmp_path: Path) -> None:
+    lake = LocalLake(tmp_path, max_files_per_day=4)
+    with lake.writer() as writer:
+        for i in range(10):  # ten files for one day in one transaction
+            writer.add(table([record(i)]))
+        result = writer.commit()
+    assert result.version == 1  # one manifest version, already within the bound
+    assert lake.stats().days[0].files <= 4 and len(latest(lake)) == 10
