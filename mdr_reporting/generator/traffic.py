@@ -32,6 +32,8 @@ WEEKEND = 0.6
 TWICE_SHARE = 0.05  # ids emitted twice: a "sent" version, then the final one
 RECENT = 10 * 60 * MICROS  # younger than this: still queued, sending or sent
 SETTLING = 2 * HOUR  # younger than this: some still "sent"
+MISSING = np.iinfo(np.int64).min  # no timestamp
+ERROR_CODES = ("30003", "30005", "30006", "30007", "40002", "40300")
 STATUSES = (
     "queued",
     "sending",
@@ -96,61 +98,89 @@ def generate(records: int, accounts: int, days: int, start: date, seed: int) -> 
     foreign = rng.random(base) < 0.12
     remote_country = np.where(foreign, rng.integers(0, len(COUNTRIES), size=base), home)
     remote = _numbers(rng, remote_country)
-    own = _own_numbers(rng, account, people, outbound)
-    cli = pc.if_else(pa.array(outbound), own, remote)
-    cld = pc.if_else(pa.array(outbound), remote, own)
+    senders, own = _own_numbers(rng, account, people, outbound)
+    carrier_index = remote_country * 3 + rng.integers(0, 3, size=base)
 
-    carrier_pick = rng.integers(0, 3, size=base)
-    carriers = [c.carriers[i] for c in COUNTRIES for i in range(3)]
-    carrier_index = pa.array(remote_country * 3 + carrier_pick)
-    carrier = pa.array([c[0] for c in carriers]).take(carrier_index)
-    mcc = pa.array([c[1] for c in carriers]).take(carrier_index)
-    mnc = pa.array([c[2] for c in carriers]).take(carrier_index)
-    country_code = pa.array([c.iso for c in COUNTRIES]).take(pa.array(remote_country))
-
-    status, error_code = _statuses(rng, outbound, end_us - created)
+    status, error = _statuses(rng, outbound, end_us - created)
     sent_at, completed_at = _times(rng, created, status, end_us)
+    source, early = _versions(rng, twice, status, sent_at)
 
-    rate = _rates(remote_country, outbound, mms)
-    cost = rate * parts
-
-    connection = _per_account(rng, account, people.connections)
-    profile = _per_account(rng, account, people.profiles)
+    connections, connection = _per_account(rng, account, people.connections)
+    profiles, profile = _per_account(rng, account, people.profiles)
     tags = _tags(rng, base)
     body = _bodies(rng, outbound)
-    ids = _uuids(rng, base)
+    ids = _uuid_bytes(rng, base)
 
-    table = pa.table(
+    # Every row of the output, in time order: each message, preceded by its earlier
+    # "sent" version when it has one.  Numbers are expanded with numpy; strings once.
+    rows = pa.array(source)
+    account, created, outbound, mms = (
+        account[source],
+        created[source],
+        outbound[source],
+        mms[source],
+    )
+    parts, media, remote_country = parts[source], media[source], remote_country[source]
+    carrier_index, status, error = carrier_index[source], status[source], error[source]
+    sent_at, completed_at = sent_at[source], completed_at[source]
+    status[early] = STATUSES.index("sent")
+    completed_at[early] = MISSING
+    error[early] = -1
+    rate = _rates(remote_country, outbound, mms)
+    own_side = senders.take(pa.array(own[source]))
+    remote_side = remote.take(rows)
+    carriers = [c.carriers[i] for c in COUNTRIES for i in range(3)]
+
+    return pa.table(
         {
-            "id": ids,
+            "id": _uuid_text(ids[source]),
             "account_id": people.ids.take(pa.array(account)),
             "created_at": _ts(created),
             "updated_at": _ts(np.fmax(created, np.fmax(sent_at, completed_at))),
             "sent_at": _ts(sent_at),
             "completed_at": _ts(completed_at),
             "direction": _pick(("inbound", "outbound"), outbound),
-            "cli": cli,
-            "cld": cld,
+            "cli": pc.if_else(pa.array(outbound), own_side, remote_side),
+            "cld": pc.if_else(pa.array(outbound), remote_side, own_side),
             "message_type": _pick(("SMS", "MMS"), mms),
             "parts": pa.array(parts.astype(np.int32)),
             "status": _pick(STATUSES, status),
-            "error_code": error_code,
-            "carrier": carrier,
-            "mcc": mcc,
-            "mnc": mnc,
-            "country_code": country_code,
-            "connection_id": connection,
-            "profile_id": profile,
-            "tags": tags,
+            "error_code": pa.array(ERROR_CODES).take(pa.array(error, mask=error < 0)),
+            "carrier": _pick(tuple(c[0] for c in carriers), carrier_index),
+            "mcc": _pick(tuple(c[1] for c in carriers), carrier_index),
+            "mnc": _pick(tuple(c[2] for c in carriers), carrier_index),
+            "country_code": _pick(tuple(c.iso for c in COUNTRIES), remote_country),
+            "connection_id": connections.take(pa.array(connection[source])),
+            "profile_id": profiles.take(pa.array(profile[source])),
+            "tags": tags.take(rows),
             "rate": _money(rate),
-            "cost": _money(cost),
-            "currency": _pick(("USD",), np.zeros(base, dtype=np.int8)),
+            "cost": _money(rate * parts),
+            "currency": _pick(("USD",), np.zeros(len(source), dtype=np.int8)),
             "media_size_bytes": pa.array(media, mask=media < 0),
-            "message_body": body,
+            "message_body": body.take(rows),
         },
         schema=RECORD_SCHEMA,
     )
-    return _with_earlier_versions(rng, table, twice, status, sent_at)
+
+
+def _versions(
+    rng: np.random.Generator, twice: int, status: np.ndarray, sent: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which message each output row copies, and which rows are an earlier ``sent`` version.
+
+    ``twice`` finished outbound messages get a version emitted at their ``sent_at``
+    just before the final one (in tiny runs with too few, some rows are re-sent).
+    """
+    n = len(status)
+    eligible = np.flatnonzero((status >= 3) & (status <= 6) & (sent != MISSING))
+    chosen = np.sort(rng.choice(eligible, size=min(twice, len(eligible)), replace=False))
+    copies = np.ones(n, dtype=np.int64)
+    copies[chosen] += 1
+    copies[: twice - len(chosen)] += 1
+    source = np.repeat(np.arange(n, dtype=np.int64), copies)
+    early = np.zeros(len(source), dtype=bool)
+    early[np.concatenate([[0], np.cumsum(copies)[:-1]])[chosen]] = True
+    return source, early
 
 
 def _accounts(rng: np.random.Generator, count: int) -> _Accounts:
@@ -231,7 +261,7 @@ def _numbers(rng: np.random.Generator, country: np.ndarray) -> pa.Array:
 
 def _own_numbers(
     rng: np.random.Generator, account: np.ndarray, people: _Accounts, outbound: np.ndarray
-) -> pa.Array:
+) -> tuple[pa.Array, np.ndarray]:
     """The account's side: its long codes, and for some outbound a short code or brand name."""
     n = len(account)
     sizes = np.array([len(s) for s in people.senders])
@@ -240,25 +270,24 @@ def _own_numbers(
     kind = rng.random(n)
     pick = np.where(outbound & (kind < 0.06), long_codes[account], pick)  # short code
     pick = np.where(outbound & (kind >= 0.06) & (kind < 0.10), long_codes[account] + 1, pick)
-    flat = pa.concat_arrays(people.senders)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    return flat.take(pa.array(starts[account] + pick))
+    index: np.ndarray = starts[account] + pick
+    return pa.concat_arrays(people.senders), index
 
 
 def _statuses(
     rng: np.random.Generator, outbound: np.ndarray, age: np.ndarray
-) -> tuple[np.ndarray, pa.Array]:
-    """Status codes (index into the status list of generate) by age, and error codes."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Status (index into STATUSES) by age, and error code (index into ERROR_CODES, or -1)."""
     n = len(age)
     recent = rng.choice(3, size=n, p=[0.2, 0.3, 0.5])
     settling = rng.choice([2, 3, 4, 5, 6], size=n, p=[0.15, 0.75, 0.06, 0.03, 0.01])
     final = rng.choice([3, 4, 5, 6], size=n, p=[0.89, 0.06, 0.03, 0.02])
     status = np.where(age < RECENT, recent, np.where(age < SETTLING, settling, final))
     status = np.where(outbound, status, 7)
-    codes = ("30003", "30005", "30006", "30007", "40002", "40300")
     pick = rng.integers(0, 4, size=n)
-    code = np.where(status == 5, pick, 4 + pick % 2)
-    return status, pa.array(codes).take(pa.array(code, mask=(status != 5) & (status != 6)))
+    code = np.where(status == 5, pick, np.where(status == 6, 4 + pick % 2, -1))
+    return status, code
 
 
 def _times(
@@ -268,7 +297,7 @@ def _times(
     n = len(created)
     send_delay = np.round(rng.lognormal(11.5, 1.0, size=n)).astype(np.int64)  # ~0.1 s
     done_delay = np.round(rng.lognormal(15.0, 1.2, size=n)).astype(np.int64)  # ~3 s
-    missing = np.iinfo(np.int64).min
+    missing = MISSING
     has_sent = (status >= 2) & (status <= 5)
     sent = np.where(has_sent, np.minimum(created + send_delay, end_us - 1), missing)
     final = (status >= 3) & (status <= 6)
@@ -298,11 +327,15 @@ def _rates(country: np.ndarray, outbound: np.ndarray, mms: np.ndarray) -> np.nda
     return rate
 
 
-def _per_account(rng: np.random.Generator, account: np.ndarray, pools: list[pa.Array]) -> pa.Array:
+def _per_account(
+    rng: np.random.Generator, account: np.ndarray, pools: list[pa.Array]
+) -> tuple[pa.Array, np.ndarray]:
+    """One value from each row's account pool: (all pools, index of the value)."""
     sizes = np.array([len(p) for p in pools])
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     pick = (rng.random(len(account)) * sizes[account]).astype(np.int64)
-    return pa.concat_arrays(pools).take(pa.array(starts[account] + pick))
+    index: np.ndarray = starts[account] + pick
+    return pa.concat_arrays(pools), index
 
 
 def _tags(rng: np.random.Generator, n: int) -> pa.Array:
@@ -332,16 +365,25 @@ def _bodies(rng: np.random.Generator, outbound: np.ndarray) -> pa.Array:
 
 
 def _uuids(rng: np.random.Generator, n: int) -> pa.Array:
-    """Random version-4 style UUID strings, built as bytes without a Python loop."""
+    return _uuid_text(_uuid_bytes(rng, n))
+
+
+def _uuid_bytes(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Random version-4 UUIDs as an (n, 16) byte matrix."""
     raw = np.frombuffer(rng.bytes(16 * n), dtype=np.uint8).reshape(n, 16).copy()
     raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40
     raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80
-    hexed = _HEX_PAIRS[raw].reshape(n, 32)
-    dash = np.full((n, 1), ord("-"), dtype=np.uint8)
-    groups = [hexed[:, :8], hexed[:, 8:12], hexed[:, 12:16], hexed[:, 16:20], hexed[:, 20:]]
-    pieces = [piece for group in groups for piece in (group, dash)][:-1]
-    text = np.concatenate(pieces, axis=1)
-    return pa.array(np.ascontiguousarray(text).view("S36").ravel()).cast(pa.string())
+    return raw
+
+
+def _uuid_text(raw: np.ndarray) -> pa.Array:
+    """UUID strings from their bytes, two bytes at a time through a lookup table."""
+    n = len(raw)
+    hexed = _HEX_QUADS[np.ascontiguousarray(raw).view("<u2")].reshape(n, 32)
+    text = np.full((n, 36), ord("-"), dtype=np.uint8)
+    for start, end, at in ((0, 8, 0), (8, 12, 9), (12, 16, 14), (16, 20, 19), (20, 32, 24)):
+        text[:, at : at + end - start] = hexed[:, start:end]
+    return pa.array(text.view("S36").ravel()).cast(pa.string())
 
 
 _HEX_PAIRS = np.frombuffer(
@@ -368,29 +410,6 @@ def _money(micros: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(MONEY, len(values), [None, pa.py_buffer(words.tobytes())])
 
 
-def _with_earlier_versions(
-    rng: np.random.Generator, table: pa.Table, twice: int, status: np.ndarray, sent: np.ndarray
-) -> pa.Table:
-    """Add a ``sent`` version, emitted at ``sent_at``, just before ``twice`` finished messages.
-
-    Rows are copied in one gather per column (the source order is already by time).
-    """
-    if twice == 0:
-        return table
-    n = table.num_rows
-    eligible = np.flatnonzero((status >= 3) & (status <= 6) & (sent != np.iinfo(np.int64).min))
-    chosen = np.sort(rng.choice(eligible, size=min(twice, len(eligible)), replace=False))
-    copies = np.ones(n, dtype=np.int64)
-    copies[chosen] += 1
-    copies[: twice - len(chosen)] += 1  # too few finished messages (tiny runs): plain re-sends
-    source = pa.array(np.repeat(np.arange(n, dtype=np.int64), copies))
-    first_copy = np.concatenate([[0], np.cumsum(copies)[:-1]])
-    early_mask = np.zeros(len(source), dtype=bool)
-    early_mask[first_copy[chosen]] = True
-    early = pa.array(early_mask)
-    columns = {name: table.column(name).take(source) for name in table.column_names}
-    columns["status"] = pc.if_else(early, "sent", columns["status"])
-    for name in ("completed_at", "error_code"):
-        columns[name] = pc.if_else(early, pa.scalar(None, columns[name].type), columns[name])
-    columns["updated_at"] = pc.if_else(early, columns["sent_at"], columns["updated_at"])
-    return pa.table(columns, schema=RECORD_SCHEMA)
+_WORDS = np.arange(65536)
+# Hex text of every 16-bit little-endian word: its low byte first, then its high byte.
+_HEX_QUADS = np.concatenate([_HEX_PAIRS[_WORDS & 0xFF], _HEX_PAIRS[_WORDS >> 8]], axis=1)

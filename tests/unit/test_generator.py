@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
@@ -43,6 +44,8 @@ def test_exact_row_count_accounts_and_valid_records(traffic: pa.Table) -> None:
     assert account_ids(3) == ["acct-01", "acct-02", "acct-03"]
     assert validate_records(traffic).ok
     assert generate(7, 2, 1, START, seed=1).num_rows == 7
+    for message in traffic.column("id").to_pylist()[:1000]:
+        assert str(uuid.UUID(message)) == message and uuid.UUID(message).version == 4
 
 
 def test_written_files_read_back_the_same(tmp_path: Path) -> None:
