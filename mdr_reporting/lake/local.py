@@ -153,8 +153,8 @@ class LocalLake(Lake):
     # -- reading ------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        manifest = read_manifest(self.root)
-        with self._held_lock:
+        with self._held_lock:  # read and register as one step (see _reclaim)
+            manifest = read_manifest(self.root)
             self._held[manifest.version] += 1
         return Snapshot(
             manifest.version,
@@ -233,16 +233,16 @@ class LocalLake(Lake):
 
     def _reclaim(self, manifest: Manifest) -> Manifest:
         """Delete retired files no reader may hold, and leftovers of crashed appends."""
-        with self._held_lock:
-            oldest_held = min(self._held, default=None)
         now = time.time()
         keep: list[Retired] = []
-        for entry in manifest.retired:
-            in_use = oldest_held is not None and oldest_held < entry.version
-            if in_use or now - entry.at < self.retire_grace_seconds:
-                keep.append(entry)
-            else:
-                (self.root / entry.path).unlink(missing_ok=True)
+        with self._held_lock:  # snapshot() cannot register an older version meanwhile
+            oldest_held = min(self._held, default=None)
+            for entry in manifest.retired:
+                in_use = oldest_held is not None and oldest_held < entry.version
+                if in_use or now - entry.at < self.retire_grace_seconds:
+                    keep.append(entry)
+                else:
+                    (self.root / entry.path).unlink(missing_ok=True)
         named = {e.path for entries in manifest.days.values() for e in entries}
         named |= {e.path for e in keep}
         for path in (self.root / "data").glob("*/*.parquet"):
