@@ -8,7 +8,8 @@ only then appended to the lake in one transaction.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -21,6 +22,9 @@ from mdr_reporting.ingest.readers import RawChunk
 from mdr_reporting.lake import Lake, LakeConflict, LakeWriter
 
 __all__ = ["IngestResult", "Ingestor", "InvalidRecords"]
+
+# A checked chunk: the RECORD_SCHEMA table, or None with its first problems and their count.
+Prepared = tuple[pa.Table | None, list[RowProblem], int]
 
 
 class InvalidRecords(InvalidInput):
@@ -65,7 +69,7 @@ class Ingestor:
         chunk: RawChunk,
         writable: Collection[str] | None = None,
         create_accounts: bool = False,
-    ) -> tuple[pa.Table | None, list[RowProblem], int]:
+    ) -> Prepared:
         """Validate one chunk: the RECORD_SCHEMA table, or its problems and their count.
 
         ``writable`` is the accounts the caller may write (None: any existing one);
@@ -134,8 +138,7 @@ class Ingestor:
         rows = 0
         with self.lake.writer() as writer:
             stored = 0
-            for chunk in chunks:
-                table, found, count = self.prepare(chunk, writable, create_accounts)
+            for chunk, (table, found, count) in self._ahead(chunks, writable, create_accounts):
                 if table is not None and not problems:
                     stored += _add(writer, table, chunk)
                     rows += table.num_rows
@@ -148,6 +151,23 @@ class Ingestor:
                 raise InvalidRecords(problems, total)
             result = writer.commit()
         return IngestResult(rows, stored, result.version)
+
+    def _ahead(
+        self, chunks: Iterable[RawChunk], writable: Collection[str] | None, create: bool
+    ) -> Iterator[tuple[RawChunk, Prepared]]:
+        """Chunks with their checks, the next chunk read and checked on another thread
+        while the caller appends this one (pyarrow releases the GIL: two cores work)."""
+        source = iter(chunks)
+
+        def step() -> tuple[RawChunk, Prepared] | None:
+            chunk = next(source, None)
+            return None if chunk is None else (chunk, self.prepare(chunk, writable, create))
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mdr-check") as pool:
+            ahead = pool.submit(step)
+            while (done := ahead.result()) is not None:
+                ahead = pool.submit(step)
+                yield done
 
 
 def _add(writer: LakeWriter, table: pa.Table, chunk: RawChunk) -> int:
