@@ -19,10 +19,13 @@ from datetime import date
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mdr_reporting.domain.records import RECORD_SCHEMA
+
 __all__ = ["INDEX_COLUMNS", "MAX_CACHED_ROWS", "DayIndex"]
 
 INDEX_COLUMNS = ["id", "account_id", "created_at", "updated_at"]
 MAX_CACHED_ROWS = 8_000_000
+_EMPTY = RECORD_SCHEMA.empty_table().select(INDEX_COLUMNS)
 
 
 @dataclass
@@ -85,9 +88,7 @@ class DayIndex:
 
 
 def _empty() -> pa.Table:
-    from mdr_reporting.domain.records import RECORD_SCHEMA
-
-    return RECORD_SCHEMA.empty_table().select(INDEX_COLUMNS)
+    return _EMPTY
 
 
 def _read(files: Sequence[str]) -> pa.Table:

@@ -8,11 +8,12 @@ never a mix.  Data files that no manifest names are invisible leftovers.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
+
+import orjson
 
 __all__ = ["FileEntry", "Manifest", "Retired", "fsync_dir", "read_manifest", "write_manifest"]
 
@@ -90,15 +91,15 @@ def read_manifest(root: Path) -> Manifest:
         text = (root / MANIFEST_NAME).read_text()
     except FileNotFoundError:
         return Manifest()
-    return Manifest.from_json(json.loads(text))
+    return Manifest.from_json(orjson.loads(text))
 
 
 def write_manifest(root: Path, manifest: Manifest) -> None:
     """Write temp, fsync, rename over the old manifest, fsync the folder."""
     target = root / MANIFEST_NAME
     temporary = root / f"{MANIFEST_NAME}.{manifest.version}.tmp"
-    with temporary.open("w") as handle:
-        json.dump(manifest.to_json(), handle, separators=(",", ":"))
+    with temporary.open("wb") as handle:
+        handle.write(orjson.dumps(manifest.to_json()))
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, target)
