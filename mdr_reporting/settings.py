@@ -96,7 +96,9 @@ def _url(*schemes: str) -> Callable[[Any], str]:
         text = _str(value).strip()
         scheme = urlparse(text).scheme.split("+")[0]
         if scheme not in schemes:
-            raise ValueError(f"must be a {' or '.join(s + '://' for s in schemes)} URL, got {text!r}")
+            raise ValueError(
+                f"must be a {' or '.join(s + '://' for s in schemes)} URL, got {text!r}"
+            )
         return text
 
     return parse
@@ -214,7 +216,10 @@ def load_settings(
     sources: dict[str, str] = {}
     for layer_name, layer in (("config file", config), ("environment", env), ("flag", flags)):
         for name, raw in layer.items():
-            label = {"environment": ENV_PREFIX + name.upper(), "flag": "--" + name.replace("_", "-")}
+            label = {
+                "environment": ENV_PREFIX + name.upper(),
+                "flag": "--" + name.replace("_", "-"),
+            }
             where = label.get(layer_name, f"{name} (in {config_path})")
             setting = _BY_NAME.get(name)
             if setting is None:

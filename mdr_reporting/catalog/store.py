@@ -150,9 +150,12 @@ class Catalog:
         with self.transaction() as db:
             if db.execute(sa.select(accounts.c.id).where(accounts.c.id == account_id)).first():
                 raise Conflict(f"account {account_id} already exists", pointer="/id")
-            if parent_id is not None and not db.execute(
-                sa.select(accounts.c.id).where(accounts.c.id == parent_id)
-            ).first():
+            if (
+                parent_id is not None
+                and not db.execute(
+                    sa.select(accounts.c.id).where(accounts.c.id == parent_id)
+                ).first()
+            ):
                 raise NotFound(f"parent account {parent_id} does not exist", pointer="/parent_id")
             db.execute(accounts.insert().values(**account.__dict__))
         return account
@@ -170,9 +173,7 @@ class Catalog:
     def managed_accounts(self, account_id: str) -> list[str]:
         """``account_id`` and every descendant through ``parent_id``."""
         tree = (
-            sa.select(accounts.c.id)
-            .where(accounts.c.id == account_id)
-            .cte("tree", recursive=True)
+            sa.select(accounts.c.id).where(accounts.c.id == account_id).cte("tree", recursive=True)
         )
         tree = tree.union(sa.select(accounts.c.id).where(accounts.c.parent_id == tree.c.id))
         with self.engine.connect() as db:
@@ -216,9 +217,7 @@ class Catalog:
 
     def revoke_key(self, key_id: str) -> ApiKey:
         with self.transaction() as db:
-            done = db.execute(
-                api_keys.update().where(api_keys.c.id == key_id).values(revoked=True)
-            )
+            done = db.execute(api_keys.update().where(api_keys.c.id == key_id).values(revoked=True))
             if done.rowcount == 0:
                 raise NotFound(f"key {key_id} does not exist")
             row = db.execute(api_keys.select().where(api_keys.c.id == key_id)).one()

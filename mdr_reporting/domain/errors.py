@@ -1,12 +1,12 @@
 """The service's exception hierarchy; the API turns each into a status code at the edge.
 
-    MdrError
-    ├── InvalidInput        400  (pointer or parameter names the field)
-    ├── Unauthenticated     401
-    ├── Forbidden           403
-    ├── NotFound            404
-    ├── Conflict            409
-    └── PayloadTooLarge     413
+MdrError
+├── InvalidInput        400  (pointer or parameter names the field)
+├── Unauthenticated     401
+├── Forbidden           403
+├── NotFound            404
+├── Conflict            409
+└── PayloadTooLarge     413
 """
 
 from __future__ import annotations

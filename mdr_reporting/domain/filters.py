@@ -41,7 +41,9 @@ def _invalid(pointer: str, detail: str) -> ErrorItem:
     return ErrorItem("invalid_filter", "Invalid filter", detail, pointer=pointer)
 
 
-def parse_filters(raw: Any, pointer: str = "/filters") -> tuple[tuple[Filter, ...], list[ErrorItem]]:
+def parse_filters(
+    raw: Any, pointer: str = "/filters"
+) -> tuple[tuple[Filter, ...], list[ErrorItem]]:
     """Validate ``filters`` (objects or JSON-encoded strings of objects)."""
     if raw is None:
         return (), []
@@ -67,7 +69,9 @@ def parse_filters(raw: Any, pointer: str = "/filters") -> tuple[tuple[Filter, ..
             continue
         assert parsed is not None
         if index == 0 and parsed.filter_type != "and":
-            errors.append(_invalid(f"{here}/filter_type", "the first filter's filter_type must be 'and'"))
+            errors.append(
+                _invalid(f"{here}/filter_type", "the first filter's filter_type must be 'and'")
+            )
             continue
         if parsed.filter_type == "and" and seen_or:
             errors.append(
@@ -108,14 +112,16 @@ def _parse_one(item: dict[str, Any], here: str) -> tuple[Filter | None, list[Err
     if errors:
         return None, errors
 
-    kind = "and" if str(filter_type).lower() == "and" else "or"
+    kind: Literal["and", "or"] = "and" if str(filter_type).lower() == "and" else "or"
     criterion = criteria[0]
     if criterion == "tags_list":
         tags = item["tags_list"]
         if isinstance(tags, str):
             tags = [tags]
         if not isinstance(tags, list) or not tags:
-            return None, [_invalid(f"{here}/tags_list", "tags_list must be a non-empty list of tags")]
+            return None, [
+                _invalid(f"{here}/tags_list", "tags_list must be a non-empty list of tags")
+            ]
         for position, tag in enumerate(tags):
             if not isinstance(tag, str) or not tag:
                 return None, [

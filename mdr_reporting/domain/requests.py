@@ -188,7 +188,9 @@ def _zone(body: dict[str, Any], errors: _Errors) -> str:
     try:
         get_zone(raw)
     except ZoneNotFound:
-        errors.add("timezone", f"unknown time zone {raw!r}: use an IANA name such as America/Chicago")
+        errors.add(
+            "timezone", f"unknown time zone {raw!r}: use an IANA name such as America/Chicago"
+        )
         return "UTC"
     return raw
 
@@ -288,7 +290,7 @@ def _body_object(body: Any) -> dict[str, Any]:
 
 
 def parse_v1(body: Any, now: datetime) -> ReportRequest:
-    """Validate a ``POST /reporting/mdr_requests`` body; raise InvalidInput listing every problem."""
+    """Validate a ``POST /reporting/mdr_requests`` body; InvalidInput lists every problem."""
     body = _body_object(body)
     errors = _Errors()
     for name in body:
