@@ -42,21 +42,28 @@ class Case:
 
 
 @st.composite
-def number_values(draw: st.DrawFn) -> str:
-    """A match value: a piece of a stored number, a tricky literal, in any case, maybe with '+'."""
-    if draw(st.booleans()):
-        number = draw(st.sampled_from([n for n in NUMBERS if n.strip("+")]))
-        start = draw(st.integers(0, len(number) - 1))
-        end = draw(st.integers(start + 1, len(number)))
-        value = number[start:end]
+def number_values(draw: st.DrawFn, match: str) -> str:
+    """A match value likely to hit: the part of a stored number that ``match`` looks at.
+
+    It is cut from the number without its '+', then shown in any case, with or
+    without a '+' of its own; or it is a tricky literal.
+    """
+    if draw(st.integers(0, 3)) > 0:
+        number = draw(st.sampled_from([n for n in NUMBERS if n.strip("+")])).removeprefix("+")
+        size = draw(st.integers(1, len(number)))
+        if match == "starts_with":
+            value = number[:size]
+        elif match == "ends_with":
+            value = number[-size:]
+        else:
+            start = draw(st.integers(0, len(number) - size))
+            value = number[start : start + size]
     else:
         value = draw(st.sampled_from(LITERALS))
     if draw(st.booleans()):
         value = "".join(c.upper() if draw(st.booleans()) else c.lower() for c in value)
-    if draw(st.integers(0, 3)) == 0:
+    if draw(st.booleans()):
         value = "+" + value
-    if not value.removeprefix("+"):
-        value = value + "1"
     return value
 
 
@@ -73,7 +80,7 @@ def filters(draw: st.DrawFn) -> tuple[Filter, ...]:
             out.append(Filter(kind, "tags", tags=tuple(tags)))
         else:
             match = draw(st.sampled_from(["contains", "starts_with", "ends_with"]))
-            out.append(Filter(kind, field, match=match, value=draw(number_values())))
+            out.append(Filter(kind, field, match=match, value=draw(number_values(match))))
     return tuple(out)
 
 
