@@ -63,7 +63,9 @@ def _money(micros: np.ndarray) -> pa.Array:
     return pa.Array.from_buffers(MONEY, len(micros), [None, pa.py_buffer(words.tobytes())])
 
 
-def _day_table(day: date, accounts: np.ndarray, start_id: int, rng: np.random.Generator) -> pa.Table:
+def _day_table(
+    day: date, accounts: np.ndarray, start_id: int, rng: np.random.Generator
+) -> pa.Table:
     n = len(accounts)
     day_us = int(datetime.combine(day, datetime.min.time(), UTC).timestamp() * 1_000_000)
     created = day_us + rng.integers(0, 86_400_000_000, n)
@@ -102,7 +104,7 @@ def _day_table(day: date, accounts: np.ndarray, start_id: int, rng: np.random.Ge
         "country_code": pa.array(np.full(n, "US")),
         "connection_id": pa.array(np.char.add("conn-", (tags_index % 3).astype(str))),
         "profile_id": pa.array(np.char.add("prof-", (tags_index % 2).astype(str))),
-        "tags": pa.array([TAGS[i] for i in tags_index], pa.list_(pa.string())),
+        "tags": pc.take(pa.array(TAGS, pa.list_(pa.string())), pa.array(tags_index)),
         "rate": _money(rate_micros),
         "cost": _money(rate_micros * parts),
         "currency": pa.array(np.full(n, "USD")),
@@ -228,9 +230,12 @@ def load_postgres(snapshot: Snapshot) -> None:
             buffer.write(path.read_bytes())
             shutil.rmtree(path.parent)
             names = [n for n in RECORD_SCHEMA.names if n != "tags"] + ["tags"]
-            with pg.cursor() as cursor, cursor.copy(
-                f"COPY bench_mdr ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)"
-            ) as copy:
+            with (
+                pg.cursor() as cursor,
+                cursor.copy(
+                    f"COPY bench_mdr ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)"
+                ) as copy,
+            ):
                 copy.write(buffer.getvalue())
         pg.execute("CREATE INDEX bench_mdr_account_created ON bench_mdr (account_id, created_at)")
         pg.execute("ANALYZE bench_mdr")
@@ -326,8 +331,10 @@ def main() -> None:
         f"acct-00, {args.days} days": request_for("acct-00", args.days, FIRST_DAY),
     }
     out = args.workdir / "report.csv"
-    print(f"{'report':<20}{'rows':>12}{'engine s':>10}{'duckdb s':>10}{'pg s':>8}"
-          f"{'rows/s':>12}{'duck/eng':>10}{'pg/eng':>8}")
+    print(
+        f"{'report':<20}{'rows':>12}{'engine s':>10}{'duckdb s':>10}{'pg s':>8}"
+        f"{'rows/s':>12}{'duck/eng':>10}{'pg/eng':>8}"
+    )
     for label, (req, accounts) in cases.items():
         query = compile_query(req, accounts)
         rows, engine_s = timed(engine_run(query, snapshot, out), args.repeat)

@@ -1,37 +1,29 @@
 """The embedded engine: DuckDB over the lake's Parquet files, one UTC day at a time.
 
-Each day runs one statement (latest version per id, criteria, order) whose
-output DuckDB writes itself (CSV and JSON, gzip-compressed when asked) to a
-part file; parts are appended to the report in day order while the next day
-is being built.  Gzip members concatenate into a valid gzip file, so
-``csv.gz`` decompresses to exactly the bytes of the ``csv``.  Parquet output
-streams Arrow batches into one writer.  Memory is bounded by DuckDB's
-``memory_limit`` (it spills to the build's temporary folder), not by the
-report's size.
+Each day runs one statement (latest version per id, then the criteria, then
+the order) and DuckDB's own COPY writes the result, formatted for the report,
+to a part file (CSV or JSON, gzip-compressed when asked; or Parquet).  A few
+days run at once; parts are appended in day order (``outputs``).  Memory is
+bounded by DuckDB's ``memory_limit`` and the size of a day, not by the report.
 """
 
 from __future__ import annotations
 
-import abc
-import gzip
 import os
-import shutil
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mdr_reporting.domain.query import ReportQuery
-from mdr_reporting.domain.records import MONEY, TIMESTAMP
 from mdr_reporting.domain.times import get_zone
-from mdr_reporting.domain.zones import OffsetSpan, offset_spans
+from mdr_reporting.domain.zones import offset_spans
 from mdr_reporting.engines.base import (
     BuildResult,
     CancelCheck,
@@ -41,9 +33,10 @@ from mdr_reporting.engines.base import (
     SnapshotFileMissing,
 )
 from mdr_reporting.engines.duckdb_sql import Shape, day_statement
+from mdr_reporting.engines.outputs import Assembler, assembler_for
 from mdr_reporting.lake.base import Snapshot
 
-__all__ = ["DuckDBEngine", "report_arrow_schema"]
+__all__ = ["DuckDBEngine"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIMESTAMP_COLUMNS = ("created_at", "sent_at", "completed_at")
@@ -52,6 +45,7 @@ _COPY_OPTIONS = {
     "csv": "FORMAT csv, HEADER false, NEW_LINE '\\r\\n', COMMENT ''",
     "csv.gz": "FORMAT csv, HEADER false, NEW_LINE '\\r\\n', COMMENT '', COMPRESSION gzip",
     "jsonl.gz": "FORMAT json, COMPRESSION gzip",
+    "parquet": "FORMAT parquet, COMPRESSION uncompressed",
 }
 _SHAPES: dict[str, Shape] = {
     "csv": "text",
@@ -59,21 +53,6 @@ _SHAPES: dict[str, Shape] = {
     "jsonl.gz": "json",
     "parquet": "typed",
 }
-
-
-def report_arrow_schema(columns: tuple[str, ...]) -> pa.Schema:
-    """The Parquet report's typed columns: UTC instants, exact decimals, tags as a list."""
-    types = {
-        "created_at": TIMESTAMP,
-        "sent_at": TIMESTAMP,
-        "completed_at": TIMESTAMP,
-        "parts": pa.int32(),
-        "tags": pa.list_(pa.string()),
-        "rate": MONEY,
-        "cost": MONEY,
-        "media_size_bytes": pa.int64(),
-    }
-    return pa.schema([pa.field(name, types.get(name, pa.string())) for name in columns])
 
 
 def _epoch_us(value: Any) -> int | None:
@@ -115,11 +94,19 @@ _FALLBACK_RANGE = (-2_208_988_800_000_000, 7_258_118_400_000_000)  # 1900 to 220
 
 
 class DuckDBEngine(Engine):
-    """Builds reports in-process; ``memory_limit`` and ``threads`` bound its resources."""
+    """Builds reports in-process.
 
-    def __init__(self, *, memory_limit: str = "512MB", threads: int | None = None) -> None:
+    ``memory_limit`` and ``threads`` bound DuckDB (it spills to the build's
+    temporary folder); ``parallel_days`` days run at once, each a small query
+    that alone would leave cores idle, and are appended in order.
+    """
+
+    def __init__(
+        self, *, memory_limit: str = "512MB", threads: int | None = None, parallel_days: int = 2
+    ) -> None:
         self.memory_limit = memory_limit
         self.threads = threads
+        self.parallel_days = max(1, parallel_days)
 
     def build(
         self,
@@ -132,157 +119,119 @@ class DuckDBEngine(Engine):
     ) -> BuildResult:
         destination = Path(destination)
         days = snapshot.days(query.start, query.end) if query.accounts else []
-        zone = get_zone(query.timezone)
         with tempfile.TemporaryDirectory(prefix=".build-", dir=destination.parent) as work:
             workdir = Path(work)
-            with self._connect(workdir) as con:
-                rows = 0
-                writer = _writer_for(con, query, workdir)
-                try:
-                    for index, day in enumerate(days):
-                        if cancelled is not None and cancelled():
-                            raise Cancelled("the build was cancelled")
-                        files = snapshot.files[day]
-                        _check_files(files)
-                        found = _timestamp_range(files) or _FALLBACK_RANGE
-                        spans = offset_spans(zone, *found)
-                        try:
-                            rows += writer.write_day(files, spans, index)
-                        except duckdb.IOException as exc:
-                            _check_files(files)
-                            raise exc
-                        if progress is not None:
-                            progress((index + 1) / len(days))
-                    writer.finish()
-                finally:
-                    writer.close()
+            output = assembler_for(query.format, workdir / "report", query.columns)
+            try:
+                with _Days(self, query, workdir) as runner:
+                    rows = runner.run(snapshot, days, output, progress, cancelled)
+                output.finish()
+            finally:
+                output.close()
             if progress is not None and not days:
                 progress(1.0)
-            size = writer.path.stat().st_size
-            os.replace(writer.path, destination)
+            size = output.path.stat().st_size
+            os.replace(output.path, destination)
         return BuildResult(rows=rows, size_bytes=size)
 
-    @contextmanager
-    def _connect(self, workdir: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+
+class _Days:
+    """Runs the per-day statements on a small pool, each thread with its own DuckDB cursor."""
+
+    def __init__(self, engine: DuckDBEngine, query: ReportQuery, workdir: Path) -> None:
         config: dict[str, Any] = {
-            "memory_limit": self.memory_limit,
+            "memory_limit": engine.memory_limit,
             "temp_directory": str(workdir / "spill"),
             "preserve_insertion_order": True,
         }
-        if self.threads:
-            config["threads"] = self.threads
-        con = duckdb.connect(config=config)
+        if engine.threads:
+            config["threads"] = engine.threads
+        self.con = duckdb.connect(config=config)
+        self.query = query
+        self.workdir = workdir
+        self.parallel = engine.parallel_days
+        self.zone = get_zone(query.timezone)
+        self.options = _COPY_OPTIONS[query.format]
+        self.shape = _SHAPES[query.format]
+        self.local = threading.local()
+        self.cursors: list[duckdb.DuckDBPyConnection] = []
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> _Days:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for cursor in self.cursors:
+            cursor.close()
+        self.con.close()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self.local, "cursor", None)
+        if cursor is None:
+            with self.lock:
+                cursor = self.con.cursor()
+                self.cursors.append(cursor)
+            self.local.cursor = cursor
+        return cursor
+
+    def run(
+        self,
+        snapshot: Snapshot,
+        days: list[date],
+        output: Assembler,
+        progress: ProgressCallback | None,
+        cancelled: CancelCheck | None,
+    ) -> int:
+        """Build every day, at most ``parallel`` at once, appending parts in day order."""
+        rows = 0
+        finished = 0
+        pending: deque[Future[tuple[int, Path]]] = deque()
+
+        def collect() -> None:
+            nonlocal rows, finished
+            count, part = pending.popleft().result()
+            output.append(part)
+            rows += count
+            finished += 1
+            if progress is not None:
+                progress(finished / len(days))
+
+        with ThreadPoolExecutor(self.parallel, thread_name_prefix="report-day") as pool:
+            try:
+                for index, day in enumerate(days):
+                    if cancelled is not None and cancelled():
+                        raise Cancelled("the build was cancelled")
+                    pending.append(pool.submit(self._day, index, snapshot.files[day]))
+                    while len(pending) >= self.parallel:
+                        collect()
+                while pending:
+                    collect()
+            finally:
+                for future in pending:
+                    future.cancel()
+        return rows
+
+    def _day(self, index: int, files: tuple[str, ...]) -> tuple[int, Path]:
+        """One day's rows into a part file: latest versions, criteria, order, formatting."""
+        _check_files(files)
+        spans = offset_spans(self.zone, *(_timestamp_range(files) or _FALLBACK_RANGE))
+        stmt = day_statement(self.query, files, spans, self.shape)
+        part = self.workdir / f"part-{index:05d}"
+        # The target is our own temporary path, not a user value; it still gets SQL quoting.
+        target = str(part).replace("'", "''")
         try:
-            yield con
-        finally:
-            con.close()
+            result = (
+                self._cursor()
+                .execute(f"COPY ({stmt.sql}) TO '{target}' ({self.options})", stmt.params)
+                .fetchone()
+            )
+        except duckdb.Error:
+            _check_files(files)
+            raise
+        return (int(result[0]) if result else 0), part
 
 
 def _check_files(files: tuple[str, ...]) -> None:
     for path in files:
         if not os.path.exists(path):
             raise SnapshotFileMissing(path)
-
-
-class _Writer(abc.ABC):
-    """Appends each day's rows to the report in order."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, query: ReportQuery, workdir: Path) -> None:
-        self.con = con
-        self.query = query
-        self.workdir = workdir
-        self.path = workdir / "report"
-
-    @abc.abstractmethod
-    def write_day(self, files: tuple[str, ...], spans: list[OffsetSpan], index: int) -> int:
-        """Write one day's rows after the previous days'; return how many."""
-
-    @abc.abstractmethod
-    def finish(self) -> None:
-        """Complete the file after the last day and close it."""
-
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Release handles and threads, also after an error."""
-
-
-class _CopyWriter(_Writer):
-    """CSV and JSON: DuckDB's COPY writes each day to a part; a thread appends parts in order."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, query: ReportQuery, workdir: Path) -> None:
-        super().__init__(con, query, workdir)
-        self.options = _COPY_OPTIONS[query.format]
-        self.shape = _SHAPES[query.format]
-        self.output = self.path.open("wb")
-        self.appender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-append")
-        self.pending: list[Future[None]] = []
-        header = ",".join(query.columns).encode() + b"\r\n"
-        if query.format == "csv":
-            self.output.write(header)
-        elif query.format == "csv.gz":
-            self.output.write(gzip.compress(header, mtime=0))
-
-    def write_day(self, files: tuple[str, ...], spans: list[OffsetSpan], index: int) -> int:
-        part = self.workdir / f"part-{index:05d}"
-        stmt = day_statement(self.query, files, spans, self.shape)
-        # The target is our own temporary path, not a user value; it still gets SQL quoting.
-        target = str(part).replace("'", "''")
-        result = self.con.execute(
-            f"COPY ({stmt.sql}) TO '{target}' ({self.options})", stmt.params
-        ).fetchone()
-        self.pending.append(self.appender.submit(self._append, part))
-        return int(result[0]) if result else 0
-
-    def _append(self, part: Path) -> None:
-        with part.open("rb") as source:
-            shutil.copyfileobj(source, self.output, 1 << 20)
-        part.unlink()
-
-    def finish(self) -> None:
-        for future in self.pending:
-            future.result()
-        self.pending.clear()
-        if self.output.tell() == 0:
-            # jsonl.gz of no rows: a valid, empty gzip file.
-            self.output.write(gzip.compress(b"", mtime=0))
-        self.output.flush()
-        os.fsync(self.output.fileno())
-        self.close()
-
-    def close(self) -> None:
-        self.appender.shutdown(wait=True)
-        self.output.close()
-
-
-class _ParquetWriter(_Writer):
-    """Parquet: DuckDB's Arrow batches streamed into one ``pyarrow`` writer."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, query: ReportQuery, workdir: Path) -> None:
-        super().__init__(con, query, workdir)
-        self.schema = report_arrow_schema(query.columns)
-        self.writer = pq.ParquetWriter(self.path, self.schema, compression="zstd")
-
-    def write_day(self, files: tuple[str, ...], spans: list[OffsetSpan], index: int) -> int:
-        del index  # one writer for every day
-        stmt = day_statement(self.query, files, spans, "typed")
-        reader = self.con.sql(stmt.sql, params=stmt.params).to_arrow_reader(122_880)
-        count = 0
-        for batch in reader or ():
-            table = pa.Table.from_batches([batch]).cast(self.schema)
-            self.writer.write_table(table)
-            count += table.num_rows
-        return count
-
-    def finish(self) -> None:
-        self.writer.close()
-
-    def close(self) -> None:
-        self.writer.close()
-
-
-def _writer_for(con: duckdb.DuckDBPyConnection, query: ReportQuery, workdir: Path) -> _Writer:
-    if query.format == "parquet":
-        return _ParquetWriter(con, query, workdir)
-    if query.format in _COPY_OPTIONS:
-        return _CopyWriter(con, query, workdir)
-    raise ValueError(f"unknown report format {query.format!r}")

@@ -20,7 +20,8 @@ from mdr_reporting.domain.enums import Direction, RecordType
 from mdr_reporting.domain.query import compile_query
 from mdr_reporting.domain.requests import ReportRequest
 from mdr_reporting.domain.times import get_zone
-from mdr_reporting.engines.duckdb import DuckDBEngine, report_arrow_schema
+from mdr_reporting.engines.duckdb import DuckDBEngine
+from mdr_reporting.engines.outputs import report_arrow_schema
 from mdr_reporting.lake.base import Snapshot
 
 ENGINE = DuckDBEngine(memory_limit="256MB", threads=2)

@@ -407,7 +407,7 @@ def test_progress_per_day_and_cancel_between_days(tmp_path: Path) -> None:
 
     out = tmp_path / "cancelled.csv"
     with pytest.raises(Cancelled):
-        ENGINE.build(query, snapshot, out, cancelled=lambda: len(seen) > 4, progress=seen.append)
+        ENGINE.build(query, snapshot, out, cancelled=lambda: len(seen) > 3, progress=seen.append)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".build-")]
 
