@@ -118,7 +118,9 @@ class DuckDBEngine(Engine):
         cancelled: CancelCheck | None = None,
     ) -> BuildResult:
         destination = Path(destination)
-        days = snapshot.days(query.start, query.end) if query.accounts else []
+        days = [d for d in snapshot.days(query.start, query.end) if snapshot.files[d]]
+        if not query.accounts:
+            days = []
         with tempfile.TemporaryDirectory(prefix=".build-", dir=destination.parent) as work:
             workdir = Path(work)
             output = assembler_for(query.format, workdir / "report", query.columns)

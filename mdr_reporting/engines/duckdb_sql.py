@@ -143,7 +143,8 @@ def day_statement(
     ingested first: an equal ``updated_at`` changes nothing, api.md section 6).
     """
     stmt = Statement()
-    source = f"read_parquet({stmt.bind(list(files))})"
+    # The lake may sit in day=... folders: its columns are the files' columns only.
+    source = f"read_parquet({stmt.bind(list(files))}, hive_partitioning = false)"
     scan = " AND ".join(
         (
             f"account_id IN ({stmt.bind_list(query.accounts)})",

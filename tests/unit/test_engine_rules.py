@@ -396,6 +396,9 @@ def test_only_the_window_days_are_read(tmp_path: Path) -> None:
     (tmp_path / "not-parquet.parquet").write_text("garbage")
     req = request(start_time=DAY, end_time=DAY + timedelta(days=2))
     assert ids(tmp_path, Snapshot(2, files), req) == ["m0", "m1"]
+    files[DAY.date() + timedelta(days=3)] = ()  # a day listed without files
+    req = request(start_time=DAY + timedelta(days=1), end_time=DAY + timedelta(days=4))
+    assert ids(tmp_path, Snapshot(3, files), req) == ["m1", "m2"]
 
 
 def test_progress_per_day_and_cancel_between_days(tmp_path: Path) -> None:
