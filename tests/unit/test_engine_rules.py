@@ -13,6 +13,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mdr_reporting.domain.enums import Direction, RecordType
 from mdr_reporting.domain.filters import Filter
@@ -430,3 +432,33 @@ def test_memory_limit_is_respected_by_configuration(tmp_path: Path) -> None:
     snapshot = _three_days(tmp_path)
     query: ReportQuery = compile_query(request(), ["acc"])
     assert engine.build(query, snapshot, tmp_path / "r.csv").rows == 3
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.text(st.characters(exclude_categories=["Cs"]), max_size=12), min_size=1, max_size=40
+    )
+)
+def test_any_text_is_quoted_as_python_csv_quotes_it(tmp_path: Path, texts: list[str]) -> None:
+    """Every character, not only the ones the spec names, round-trips like Python's csv."""
+    hour = DAY + timedelta(hours=1)
+    rows = [
+        rec(f"m{i:03d}", created_at=hour, cli=text, carrier=text, message_body=text)
+        for i, text in enumerate(texts)
+    ]
+    snapshot = lake(tmp_path, rows)
+    out = tmp_path / "r.csv"
+    ENGINE.build(compile_query(request(include_message_body=True), ["acc"]), snapshot, out)
+    parsed = list(csv.DictReader(io.StringIO(out.read_bytes().decode(), newline="")))
+    assert [(r["cli"], r["carrier"], r["message_body"]) for r in parsed] == [
+        (t, t, t) for t in texts
+    ]
+    expected = io.StringIO(newline="")
+    writer = csv.writer(expected, lineterminator="\r\n")
+    for row in parsed:
+        writer.writerow(row.values())
+    header = out.read_bytes().split(b"\r\n", 1)[0] + b"\r\n"
+    assert out.read_bytes() == header + expected.getvalue().encode()
