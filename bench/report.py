@@ -117,7 +117,9 @@ def _sorted(table: pa.Table) -> pa.Table:
     return table.sort_by([("account_id", "ascending"), ("created_at", "ascending")])
 
 
-def build_lake(root: Path, records: int, days: int, accounts: int, seed: int) -> Snapshot:
+def build_lake(
+    root: Path, records: int, days: int, accounts: int, seed: int, row_group_rows: int
+) -> Snapshot:
     """Two files per day (an ingest batch and a later batch of re-ingested status changes)."""
     rng = np.random.default_rng(seed)
     sizes = account_sizes(records, accounts, rng)
@@ -140,7 +142,7 @@ def build_lake(root: Path, records: int, days: int, accounts: int, seed: int) ->
         paths = []
         for index, part in enumerate((table, again)):
             path = folder / f"part-{index}.parquet"
-            pq.write_table(_sorted(part), path, row_group_size=122_880, compression="zstd")
+            pq.write_table(_sorted(part), path, row_group_size=row_group_rows, compression="zstd")
             paths.append(str(path))
         files[day] = tuple(paths)
     return Snapshot(1, files)
@@ -341,6 +343,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=Path("bench/out"))
+    parser.add_argument(
+        "--row-group-rows",
+        type=int,
+        default=122_880,
+        help="Parquet row group size: small groups let one account's report skip the others'",
+    )
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="reuse the lake and table if present")
     args = parser.parse_args()
@@ -354,7 +362,9 @@ def main() -> None:
     else:
         shutil.rmtree(args.workdir, ignore_errors=True)
         began = time.perf_counter()
-        snapshot = build_lake(lake_root, args.records, args.days, args.accounts, args.seed)
+        snapshot = build_lake(
+            lake_root, args.records, args.days, args.accounts, args.seed, args.row_group_rows
+        )
         took = time.perf_counter() - began
         print(f"lake: {args.records:,} records, {args.days} days in {took:.1f}s")
     if not args.no_postgres and not (args.reuse and postgres_loaded(snapshot)):
