@@ -90,7 +90,17 @@ def _timestamp_range(files: tuple[str, ...]) -> tuple[int, int] | None:
     return low, high
 
 
-_FALLBACK_RANGE = (-2_208_988_800_000_000, 7_258_118_400_000_000)  # 1900 to 2200
+def _scanned_range(cursor: duckdb.DuckDBPyConnection, files: tuple[str, ...]) -> tuple[int, int]:
+    """The same range read from the data, for files written without statistics."""
+    found = cursor.execute(
+        """SELECT min(least(epoch_us(created_at), epoch_us(sent_at), epoch_us(completed_at))),
+                  max(greatest(epoch_us(created_at), epoch_us(sent_at), epoch_us(completed_at)))
+           FROM read_parquet($files, hive_partitioning = false)""",
+        {"files": list(files)},
+    ).fetchone()
+    if found is None or found[0] is None:
+        return 0, 0
+    return int(found[0]), int(found[1])
 
 
 class DuckDBEngine(Engine):
@@ -215,20 +225,19 @@ class _Days:
 
     def _day(self, index: int, files: tuple[str, ...]) -> tuple[int, Path]:
         """One day's rows into a part file: latest versions, criteria, order, formatting."""
-        _check_files(files)
-        spans = offset_spans(self.zone, *(_timestamp_range(files) or _FALLBACK_RANGE))
-        stmt = day_statement(self.query, files, spans, self.shape)
         part = self.workdir / f"part-{index:05d}"
         # The target is our own temporary path, not a user value; it still gets SQL quoting.
         target = str(part).replace("'", "''")
         try:
-            result = (
-                self._cursor()
-                .execute(f"COPY ({stmt.sql}) TO '{target}' ({self.options})", stmt.params)
-                .fetchone()
-            )
-        except duckdb.Error:
             _check_files(files)
+            cursor = self._cursor()
+            low, high = _timestamp_range(files) or _scanned_range(cursor, files)
+            stmt = day_statement(self.query, files, offset_spans(self.zone, low, high), self.shape)
+            result = cursor.execute(
+                f"COPY ({stmt.sql}) TO '{target}' ({self.options})", stmt.params
+            ).fetchone()
+        except (OSError, duckdb.Error):
+            _check_files(files)  # a file that vanished meanwhile is SnapshotFileMissing
             raise
         return (int(result[0]) if result else 0), part
 

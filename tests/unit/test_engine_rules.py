@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -462,3 +463,20 @@ def test_any_text_is_quoted_as_python_csv_quotes_it(tmp_path: Path, texts: list[
         writer.writerow(row.values())
     header = out.read_bytes().split(b"\r\n", 1)[0] + b"\r\n"
     assert out.read_bytes() == header + expected.getvalue().encode()
+
+
+def test_files_without_statistics_still_get_the_right_offsets(tmp_path: Path) -> None:
+    """The zone spans then come from the data itself."""
+    created = datetime(2024, 11, 3, 6, 30, tzinfo=UTC)
+    completed = datetime(2024, 11, 3, 7, 30, tzinfo=UTC)
+    path = tmp_path / "plain.parquet"
+    table = pa.Table.from_pylist(
+        [rec("m", created_at=created, completed_at=completed)], RECORD_SCHEMA
+    )
+    pq.write_table(table, path, write_statistics=False)
+    assert pq.read_metadata(path).row_group(0).column(2).statistics is None
+    snapshot = Snapshot(1, {created.date(): (str(path),)})
+    req = request(start_time=created - timedelta(days=1), end_time=created + timedelta(days=1))
+    (row,) = build(tmp_path, snapshot, dataclasses.replace(req, timezone="America/Chicago"))
+    assert row["created_at"] == "2024-11-03T01:30:00-05:00"
+    assert row["completed_at"] == "2024-11-03T01:30:00-06:00"
