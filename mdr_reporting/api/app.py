@@ -20,6 +20,7 @@ from mdr_reporting.catalog import Catalog
 from mdr_reporting.domain.requests import RequestState
 from mdr_reporting.files import FileStore, LinkSigner
 from mdr_reporting.files.downloads import ReportDownloads
+from mdr_reporting.lake import Lake
 from mdr_reporting.settings import Settings
 
 __all__ = ["Services", "create_app"]
@@ -43,6 +44,7 @@ class Services:
     report_url: Callable[[RequestState], str | None] = _no_link
     files: FileStore | None = None
     links: LinkSigner | None = None
+    lake: Lake | None = None  # shared by ingest and the in-process worker
     requests: RequestService = field(init=False)
     downloads: ReportDownloads | None = field(init=False, default=None)
 

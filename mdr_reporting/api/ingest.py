@@ -123,6 +123,7 @@ def _ingestor(app: FastAPI) -> Ingestor:
             ingestor = getattr(app.state, "ingestor", None)
             if ingestor is None:
                 services = app.state.services
-                ingestor = Ingestor(open_lake(services.settings.lake_url), services.catalog)
+                lake = services.lake or open_lake(services.settings.lake_url)
+                ingestor = Ingestor(lake, services.catalog)
                 app.state.ingestor = ingestor
     return ingestor

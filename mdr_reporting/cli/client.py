@@ -88,7 +88,7 @@ def _show(item: dict[str, Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(item, indent=2))
         return
-    table = Table(show_header=False, box=None)
+    lines = []
     for name in (
         "id",
         "status",
@@ -106,10 +106,9 @@ def _show(item: dict[str, Any], as_json: bool) -> None:
         value = item.get(name)
         if name == "status" and isinstance(value, int):
             value = STATUS.get(value, value)
-        table.add_row(name, "" if value is None else str(value))
-    for warning in item.get("warnings") or []:
-        table.add_row("warning", warning)
-    Console().print(table)
+        lines.append(f"{name:<13} {'' if value is None else value}")
+    lines += [f"{'warning':<13} {warning}" for warning in item.get("warnings") or []]
+    click.echo("\n".join(lines))  # plain lines: a link is never cut to the terminal width
 
 
 @click.group()

@@ -19,6 +19,7 @@ from mdr_reporting.catalog import Catalog, KeyScope
 from mdr_reporting.cli.admin import open_catalog
 from mdr_reporting.cli.common import fail, load, settings_options
 from mdr_reporting.files import LinkSigner, open_file_store
+from mdr_reporting.lake import open_lake
 from mdr_reporting.settings import Settings
 from mdr_reporting.worker import Background, ReportBuilder, report_builder
 
@@ -49,8 +50,17 @@ def build_services(settings: Settings, catalog: Catalog | None = None) -> Servic
         timedelta(seconds=settings.link_ttl_seconds),
         catalog.clock,
     )
+    try:
+        lake = open_lake(settings.lake_url)
+    except (ValueError, OSError) as exc:
+        fail(f"record lake: {exc}")
     return Services(
-        settings=settings, catalog=catalog, clock=catalog.clock, files=files, links=links
+        settings=settings,
+        catalog=catalog,
+        clock=catalog.clock,
+        files=files,
+        links=links,
+        lake=lake,
     )
 
 
@@ -105,7 +115,10 @@ def run_server(
     background = None
     if settings.with_worker:
         background = Background(
-            settings, services.catalog, services.files, builder or report_builder(settings)
+            settings,
+            services.catalog,
+            services.files,
+            builder or report_builder(settings, services.lake),
         )
         background.start()
         if background.worker is not None:
@@ -147,15 +160,26 @@ def serve(host: str | None, port: str | None, with_worker: bool | None, **flags:
 
 @click.command()
 @_with_server_options
+@click.option(
+    "--records",
+    type=click.IntRange(min=0),
+    default=1_000_000,
+    show_default=True,
+    help="Synthetic records generated into an empty lake (last 30 days, 20 accounts).",
+)
 @settings_options
-def demo(host: str | None, port: str | None, **flags: Any) -> None:
-    """First run: a demo account and key, then the server, with a ready-to-paste curl line."""
+def demo(host: str | None, port: str | None, records: int, **flags: Any) -> None:
+    """First run: demo records, account and key, then the server, with ready-to-paste curl lines."""
+    from mdr_reporting.cli.records import load_demo_records
+
     settings = load(host=host, port=port, **flags)
     catalog = open_catalog(settings)
     if catalog.get_account(DEMO_ACCOUNT) is None:
         catalog.create_account("Demo account", account_id=DEMO_ACCOUNT)
-    key = catalog.create_key(DEMO_ACCOUNT, KeyScope.REPORTS).secret
     services = build_services(settings, catalog)
+    _check_port_free(settings.host, settings.port)
+    load_demo_records(settings, catalog, records)
+    key = catalog.create_key(DEMO_ACCOUNT, KeyScope.REPORTS).secret
 
     def ready(url: str) -> None:
         click.echo("\n".join(demo_lines(settings, url, key)))

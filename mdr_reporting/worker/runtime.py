@@ -12,8 +12,10 @@ from types import TracebackType
 from mdr_reporting.catalog.jobs import JobQueue
 from mdr_reporting.catalog.store import Catalog
 from mdr_reporting.files import FileStore, open_file_store
+from mdr_reporting.lake import Lake, open_lake
 from mdr_reporting.settings import Settings
 from mdr_reporting.worker.builder import ReportBuilder
+from mdr_reporting.worker.lake_builder import LakeReportBuilder
 from mdr_reporting.worker.sweeper import Sweeper
 from mdr_reporting.worker.worker import Worker
 
@@ -31,10 +33,15 @@ def job_queue(settings: Settings, catalog: Catalog) -> JobQueue:
     )
 
 
-def report_builder(settings: Settings) -> ReportBuilder | None:
-    """The engine that builds reports for ``settings.engine``; None while none is installed."""
-    log.warning("no %s report engine is installed in this build", settings.engine)
-    return None
+def report_builder(settings: Settings, lake: Lake | None = None) -> ReportBuilder | None:
+    """The builder for ``settings.engine`` over the settings' lake; None for an engine this
+    build does not have yet (Spark comes with the scale-out work)."""
+    if settings.engine != "duckdb":
+        log.warning("no %s report engine is installed in this build", settings.engine)
+        return None
+    from mdr_reporting.engines.duckdb import DuckDBEngine
+
+    return LakeReportBuilder(lake or open_lake(settings.lake_url), DuckDBEngine())
 
 
 class Background:

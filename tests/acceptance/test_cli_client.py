@@ -55,7 +55,8 @@ def test_request_create_get_list_delete(tmp_path: Path) -> None:
             {"filter_type": "and", "tags_list": ["campaign-7"]},
         ]
         shown = run_mdr("request", "get", created["id"], data_dir=None, env=env)
-        assert created["id"] in shown.stdout and "pending" in shown.stdout
+        assert f"id            {created['id']}" in shown.stdout
+        assert any(f"status        {s}" in shown.stdout for s in ("pending", "complete"))
         listed = run_mdr("request", "list", "--json", data_dir=None, env=env)
         assert [r["id"] for r in json.loads(listed.stdout)] == [created["id"]]
         gone = run_mdr("request", "delete", created["id"], data_dir=None, env=env)

@@ -12,12 +12,21 @@ from pathlib import Path
 from tests.acceptance.helpers import MDR, free_port
 
 
-def test_demo_prints_a_key_and_a_curl_line_that_creates_a_request(tmp_path: Path) -> None:
+def test_demo_lines_create_a_report_over_demo_data_and_download_it(tmp_path: Path) -> None:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MDR_")}
     log = (tmp_path / "server.log").open("w")
     server = subprocess.Popen(
-        [*MDR, "demo", "--port", str(port), "--data-dir", str(tmp_path / "data")],
+        [
+            *MDR,
+            "demo",
+            "--records",
+            "20000",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ],
         stdout=subprocess.PIPE,
         stderr=log,
         text=True,
@@ -32,7 +41,7 @@ def test_demo_prints_a_key_and_a_curl_line_that_creates_a_request(tmp_path: Path
             if not line:
                 break
             lines.append(line)
-            if line.strip().startswith("curl"):
+            if line.strip().startswith("until"):
                 break
         output = "".join(lines)
         assert f"http://127.0.0.1:{port}" in output, output
@@ -45,6 +54,21 @@ def test_demo_prints_a_key_and_a_curl_line_that_creates_a_request(tmp_path: Path
         assert done.returncode == 0, done.stderr
         created = json.loads(done.stdout)
         assert created["status"] == 1 and created["directions"] == ["outbound"]
+        download_line = next(x.strip() for x in lines if x.strip().startswith("until"))
+        fetched = subprocess.run(
+            ["bash", "-c", download_line],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert "saved mdr-demo-report.csv" in fetched.stdout, fetched.stderr
+        report = (tmp_path / "mdr-demo-report.csv").read_text()
+        header, *rows = report.splitlines()
+        assert header.startswith("id,created_at,sent_at,completed_at,direction,")
+        assert len(rows) > 100  # the demo lake holds records in the demo window
+        assert all(",outbound," in row for row in rows[:50])
     finally:
         server.terminate()
         server.wait(timeout=30)

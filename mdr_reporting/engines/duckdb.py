@@ -1,0 +1,248 @@
+"""The embedded engine: DuckDB over the lake's Parquet files, one UTC day at a time.
+
+Each day runs one statement (latest version per id, then the criteria, then
+the order) and DuckDB's own COPY writes the result, formatted for the report,
+to a part file (CSV or JSON, gzip-compressed when asked; or Parquet).  A few
+days run at once; parts are appended in day order (``outputs``).  Memory is
+bounded by DuckDB's ``memory_limit`` and the size of a day, not by the report.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow.parquet as pq
+
+from mdr_reporting.domain.query import ReportQuery
+from mdr_reporting.domain.times import get_zone
+from mdr_reporting.domain.zones import offset_spans
+from mdr_reporting.engines.base import (
+    BuildResult,
+    CancelCheck,
+    Cancelled,
+    Engine,
+    ProgressCallback,
+    SnapshotFileMissing,
+)
+from mdr_reporting.engines.duckdb_sql import Shape, day_statement
+from mdr_reporting.engines.outputs import Assembler, assembler_for
+from mdr_reporting.lake.base import Snapshot
+
+__all__ = ["DuckDBEngine"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TIMESTAMP_COLUMNS = ("created_at", "sent_at", "completed_at")
+_COPY_OPTIONS = {
+    # RFC 4180 with CRLF; COMMENT '' stops DuckDB quoting cells that contain '#'.
+    "csv": "FORMAT csv, HEADER false, NEW_LINE '\\r\\n', COMMENT ''",
+    "csv.gz": "FORMAT csv, HEADER false, NEW_LINE '\\r\\n', COMMENT '', COMPRESSION gzip",
+    "jsonl.gz": "FORMAT json, COMPRESSION gzip",
+    "parquet": "FORMAT parquet, COMPRESSION uncompressed",
+}
+_SHAPES: dict[str, Shape] = {
+    "csv": "text",
+    "csv.gz": "text",
+    "jsonl.gz": "json",
+    "parquet": "typed",
+}
+
+
+def _epoch_us(value: Any) -> int | None:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return (aware - _EPOCH) // _ONE_US
+    return None
+
+
+_ONE_US = datetime.resolution
+
+
+def _timestamp_range(files: tuple[str, ...]) -> tuple[int, int] | None:
+    """Smallest and largest timestamp of the files, from Parquet statistics (no data read)."""
+    low: int | None = None
+    high: int | None = None
+    for path in files:
+        meta = pq.read_metadata(path)
+        names = meta.schema.names
+        for group in range(meta.num_row_groups):
+            row_group = meta.row_group(group)
+            for name in _TIMESTAMP_COLUMNS:
+                stats = row_group.column(names.index(name)).statistics
+                if stats is None or not stats.has_min_max:
+                    if stats is not None and stats.null_count == row_group.num_rows:
+                        continue
+                    return None
+                first, last = _epoch_us(stats.min), _epoch_us(stats.max)
+                if first is None or last is None:
+                    return None
+                low = first if low is None else min(low, first)
+                high = last if high is None else max(high, last)
+    if low is None or high is None:
+        return None
+    return low, high
+
+
+def _scanned_range(cursor: duckdb.DuckDBPyConnection, files: tuple[str, ...]) -> tuple[int, int]:
+    """The same range read from the data, for files written without statistics."""
+    found = cursor.execute(
+        """SELECT min(least(epoch_us(created_at), epoch_us(sent_at), epoch_us(completed_at))),
+                  max(greatest(epoch_us(created_at), epoch_us(sent_at), epoch_us(completed_at)))
+           FROM read_parquet($files, hive_partitioning = false)""",
+        {"files": list(files)},
+    ).fetchone()
+    if found is None or found[0] is None:
+        return 0, 0
+    return int(found[0]), int(found[1])
+
+
+class DuckDBEngine(Engine):
+    """Builds reports in-process.
+
+    ``memory_limit`` and ``threads`` bound DuckDB (it spills to the build's
+    temporary folder); ``parallel_days`` days run at once, each a small query
+    that alone would leave cores idle, and are appended in order.
+    """
+
+    def __init__(
+        self, *, memory_limit: str = "512MB", threads: int | None = None, parallel_days: int = 2
+    ) -> None:
+        self.memory_limit = memory_limit
+        self.threads = threads
+        self.parallel_days = max(1, parallel_days)
+
+    def build(
+        self,
+        query: ReportQuery,
+        snapshot: Snapshot,
+        destination: Path,
+        *,
+        progress: ProgressCallback | None = None,
+        cancelled: CancelCheck | None = None,
+    ) -> BuildResult:
+        destination = Path(destination)
+        days = [d for d in snapshot.days(query.start, query.end) if snapshot.files[d]]
+        if not query.accounts:
+            days = []
+        with tempfile.TemporaryDirectory(prefix=".build-", dir=destination.parent) as work:
+            workdir = Path(work)
+            output = assembler_for(query.format, workdir / "report", query.columns)
+            try:
+                with _Days(self, query, workdir) as runner:
+                    rows = runner.run(snapshot, days, output, progress, cancelled)
+                output.finish()
+            finally:
+                output.close()
+            if progress is not None and not days:
+                progress(1.0)
+            size = output.path.stat().st_size
+            os.replace(output.path, destination)
+        return BuildResult(rows=rows, size_bytes=size)
+
+
+class _Days:
+    """Runs the per-day statements on a small pool, each thread with its own DuckDB cursor."""
+
+    def __init__(self, engine: DuckDBEngine, query: ReportQuery, workdir: Path) -> None:
+        config: dict[str, Any] = {
+            "memory_limit": engine.memory_limit,
+            "temp_directory": str(workdir / "spill"),
+            "preserve_insertion_order": True,
+        }
+        if engine.threads:
+            config["threads"] = engine.threads
+        self.con = duckdb.connect(config=config)
+        self.query = query
+        self.workdir = workdir
+        self.parallel = engine.parallel_days
+        self.zone = get_zone(query.timezone)
+        self.options = _COPY_OPTIONS[query.format]
+        self.shape = _SHAPES[query.format]
+        self.local = threading.local()
+        self.cursors: list[duckdb.DuckDBPyConnection] = []
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> _Days:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for cursor in self.cursors:
+            cursor.close()
+        self.con.close()
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor: duckdb.DuckDBPyConnection | None = getattr(self.local, "cursor", None)
+        if cursor is None:
+            with self.lock:
+                cursor = self.con.cursor()
+                self.cursors.append(cursor)
+            self.local.cursor = cursor
+        return cursor
+
+    def run(
+        self,
+        snapshot: Snapshot,
+        days: list[date],
+        output: Assembler,
+        progress: ProgressCallback | None,
+        cancelled: CancelCheck | None,
+    ) -> int:
+        """Build every day, at most ``parallel`` at once, appending parts in day order."""
+        rows = 0
+        finished = 0
+        pending: deque[Future[tuple[int, Path]]] = deque()
+
+        def collect() -> None:
+            nonlocal rows, finished
+            count, part = pending.popleft().result()
+            output.append(part)
+            rows += count
+            finished += 1
+            if progress is not None:
+                progress(finished / len(days))
+
+        with ThreadPoolExecutor(self.parallel, thread_name_prefix="report-day") as pool:
+            try:
+                for index, day in enumerate(days):
+                    if cancelled is not None and cancelled():
+                        raise Cancelled("the build was cancelled")
+                    pending.append(pool.submit(self._day, index, snapshot.files[day]))
+                    while len(pending) >= self.parallel:
+                        collect()
+                while pending:
+                    collect()
+            finally:
+                for future in pending:
+                    future.cancel()
+        return rows
+
+    def _day(self, index: int, files: tuple[str, ...]) -> tuple[int, Path]:
+        """One day's rows into a part file: latest versions, criteria, order, formatting."""
+        part = self.workdir / f"part-{index:05d}"
+        # The target is our own temporary path, not a user value; it still gets SQL quoting.
+        target = str(part).replace("'", "''")
+        try:
+            _check_files(files)
+            cursor = self._cursor()
+            low, high = _timestamp_range(files) or _scanned_range(cursor, files)
+            stmt = day_statement(self.query, files, offset_spans(self.zone, low, high), self.shape)
+            result = cursor.execute(
+                f"COPY ({stmt.sql}) TO '{target}' ({self.options})", stmt.params
+            ).fetchone()
+        except (OSError, duckdb.Error):
+            _check_files(files)  # a file that vanished meanwhile is SnapshotFileMissing
+            raise
+        return (int(result[0]) if result else 0), part
+
+
+def _check_files(files: tuple[str, ...]) -> None:
+    for path in files:
+        if not os.path.exists(path):
+            raise SnapshotFileMissing(path)

@@ -1,0 +1,120 @@
+"""Assembling a report file from per-day part files, in day order, for every format.
+
+An engine writes each day's rows to a part (CSV without header, JSON lines,
+or Parquet); an :class:`Assembler` appends the parts in order.  Gzip members
+concatenate into a valid gzip file, so ``csv.gz`` decompresses to exactly the
+bytes of the ``csv`` and parts need no re-compression.
+"""
+
+from __future__ import annotations
+
+import abc
+import gzip
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mdr_reporting.domain.records import MONEY, TIMESTAMP
+
+__all__ = ["Assembler", "assembler_for", "report_arrow_schema"]
+
+CSV_LINE_END = b"\r\n"
+
+
+def report_arrow_schema(columns: tuple[str, ...]) -> pa.Schema:
+    """The Parquet report's typed columns: UTC instants, exact decimals, tags as a list."""
+    types = {
+        "created_at": TIMESTAMP,
+        "sent_at": TIMESTAMP,
+        "completed_at": TIMESTAMP,
+        "parts": pa.int32(),
+        "tags": pa.list_(pa.string()),
+        "rate": MONEY,
+        "cost": MONEY,
+        "media_size_bytes": pa.int64(),
+    }
+    return pa.schema([pa.field(name, types.get(name, pa.string())) for name in columns])
+
+
+class Assembler(abc.ABC):
+    """Builds the report at ``path`` from parts handed over in day order."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+        self.path = path
+        self.columns = columns
+
+    @abc.abstractmethod
+    def append(self, part: Path) -> None:
+        """Add one day's part after the previous ones, then delete it."""
+
+    @abc.abstractmethod
+    def finish(self) -> None:
+        """Complete and close the file (durably)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the file, also after an error."""
+
+
+class _Concatenation(Assembler):
+    """CSV, csv.gz and jsonl.gz: a header (for CSV) then the parts' bytes."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...], header: bytes, empty: bytes) -> None:
+        super().__init__(path, columns)
+        self.output = path.open("wb")
+        self.output.write(header)
+        self.empty = empty
+
+    def append(self, part: Path) -> None:
+        with part.open("rb") as source:
+            shutil.copyfileobj(source, self.output, 1 << 20)
+        part.unlink()
+
+    def finish(self) -> None:
+        if self.output.tell() == 0:
+            self.output.write(self.empty)
+        self.output.flush()
+        os.fsync(self.output.fileno())
+        self.output.close()
+
+    def close(self) -> None:
+        self.output.close()
+
+
+class _ParquetMerge(Assembler):
+    """Parquet: each part's row groups copied into one writer with the report schema."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...]) -> None:
+        super().__init__(path, columns)
+        self.schema = report_arrow_schema(columns)
+        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+
+    def append(self, part: Path) -> None:
+        source = pq.ParquetFile(part)
+        for group in range(source.num_row_groups):
+            table = source.read_row_group(group).select(list(self.columns))
+            self.writer.write_table(table.cast(self.schema))
+        source.close()
+        part.unlink()
+
+    def finish(self) -> None:
+        self.writer.close()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def assembler_for(fmt: str, path: Path, columns: tuple[str, ...]) -> Assembler:
+    header = ",".join(columns).encode() + CSV_LINE_END
+    if fmt == "csv":
+        return _Concatenation(path, columns, header, b"")
+    if fmt == "csv.gz":
+        return _Concatenation(path, columns, gzip.compress(header, mtime=0), b"")
+    if fmt == "jsonl.gz":
+        return _Concatenation(path, columns, b"", gzip.compress(b"", mtime=0))
+    if fmt == "parquet":
+        return _ParquetMerge(path, columns)
+    raise ValueError(f"unknown report format {fmt!r}")
