@@ -21,7 +21,7 @@ Rules (api.md section 6, architecture.md "Lake"):
   and a row whose id the day already holds with an equal or later ``updated_at``
   is dropped (a re-sent batch stores nothing).  A row that changes ``account_id``
   or ``created_at`` of a stored id raises :class:`LakeConflict`.
-* Each file is sorted by (account_id, created_at, id) in row groups of
+* Each file is sorted by (account_id, created_at) in row groups of
   :data:`ROW_GROUP_ROWS`, so min/max statistics let a reader skip other accounts.
 * Files per day are bounded by :data:`MAX_FILES_PER_DAY` (16) in every manifest:
   when an append would take a day past it, the smallest files of that day are
@@ -81,7 +81,7 @@ __all__ = ["MAX_FILES_PER_DAY", "RETIRE_GRACE_SECONDS", "ROW_GROUP_ROWS", "Local
 MAX_FILES_PER_DAY = 16
 ROW_GROUP_ROWS = 16_384
 RETIRE_GRACE_SECONDS = 600.0
-SORT_KEYS = [("account_id", "ascending"), ("created_at", "ascending"), ("id", "ascending")]
+SORT_KEYS = [("account_id", "ascending"), ("created_at", "ascending")]  # as the metadata says
 WRITES_IN_FLIGHT = 3
 # Low-cardinality columns; dictionaries on ids, numbers and bodies cost time for nothing.
 DICTIONARY_COLUMNS = [
@@ -303,11 +303,8 @@ class _LocalWriter(LakeWriter):
         if self.done:
             raise RuntimeError("this lake writer is closed")
         batch = batch.select(RECORD_SCHEMA.names).cast(RECORD_SCHEMA)
-        origin = np.arange(batch.num_rows, dtype=np.int64)
-        batch, origin = _winners(batch, origin)
-        days = _day_numbers(batch)
-        order = _layout_order(batch, days)
-        batch, origin, days = batch.take(pa.array(order)), origin[order], days[order]
+        origin = _layout(batch)  # one gather: drops superseded rows and sorts
+        batch, days = batch.take(pa.array(origin)), _day_numbers(batch)[origin]
         bounds = np.flatnonzero(np.diff(days)) + 1
         starts = np.concatenate([[0], bounds]).astype(int)
         ends = np.concatenate([bounds, [len(days)]]).astype(int)
@@ -318,7 +315,7 @@ class _LocalWriter(LakeWriter):
             part = batch.slice(start, end - start)
             fresh, bad = self._check(day, part, origin[start:end])
             conflicts += bad
-            groups.append((day, part.filter(fresh)))
+            groups.append((day, part if fresh.all() else part.filter(pa.array(fresh))))
         if conflicts:
             raise LakeConflict(sorted(conflicts))
         stored = 0
@@ -342,7 +339,7 @@ class _LocalWriter(LakeWriter):
 
     def _check(
         self, day: date, part: pa.Table, origin: np.ndarray
-    ) -> tuple[pa.Array, list[tuple[int, str, str]]]:
+    ) -> tuple[np.ndarray, list[tuple[int, str, str]]]:
         """Which rows of ``part`` are new versions, and which change an id's identity."""
         files = [str(self.lake.root / e.path) for e in self.manifest.days.get(day, ())]
         mine = [p for p in self.pending if p.day == day]
@@ -350,7 +347,7 @@ class _LocalWriter(LakeWriter):
         known = self.lake._index.get(day, files, before_read=lambda: wait([p.write for p in mine]))
         known = known.filter(pc.is_in(known.column("id"), value_set=part.column("id")))
         if known.num_rows == 0:
-            return pa.array(np.ones(part.num_rows, dtype=bool)), []
+            return np.ones(part.num_rows, dtype=bool), []
         latest = known.group_by("id", use_threads=False).aggregate(
             [("account_id", "min"), ("created_at", "min"), ("updated_at", "max")]
         )
@@ -372,7 +369,7 @@ class _LocalWriter(LakeWriter):
         stale = pc.less_equal(matched.column("updated_at"), matched.column("updated_at_max"))
         fresh = np.ones(part.num_rows, dtype=bool)
         fresh[rows[stale.to_numpy(zero_copy_only=False)]] = False
-        return pa.array(fresh), conflicts
+        return fresh, conflicts
 
     def commit(self) -> AppendResult:
         if self.done:
@@ -424,21 +421,23 @@ def _latest_sorted(paths: Sequence[str]) -> pa.Table:
     small files, where starting a DuckDB query would cost more than the work.
     """
     table = pa.concat_tables([pq.read_table(path, schema=RECORD_SCHEMA) for path in paths])
-    table, _ = _winners(table, np.arange(table.num_rows, dtype=np.int64))
-    order = _layout_order(table, _day_numbers(table))
-    return table.take(pa.array(order))
+    return table.take(pa.array(_layout(table)))
 
 
-def _layout_order(batch: pa.Table, days: np.ndarray) -> np.ndarray:
-    """Row order by (day, account_id, created_at, id), sorted on integer keys with numpy."""
+def _layout(batch: pa.Table) -> np.ndarray:
+    """Row numbers to keep, in file order: one row per id (the latest ``updated_at``, the
+    first on a tie), sorted by (day, account_id, created_at) with numpy on integer keys."""
     accounts = batch.column("account_id")
     names = sorted(a for a in pc.unique(accounts).to_pylist())
-    account_rank = pc.index_in(accounts, value_set=pa.array(names, pa.string())).to_numpy(
+    rank = pc.index_in(accounts, value_set=pa.array(names, pa.string())).to_numpy(
         zero_copy_only=False
     )
     created = pc.cast(batch.column("created_at"), pa.int64()).to_numpy()
-    order: np.ndarray = np.lexsort((created, account_rank, days))
-    return order
+    kept = _winners(batch)
+    if kept is not None:
+        rank, created = rank[kept], created[kept]
+    order: np.ndarray = np.lexsort((created, rank, np.floor_divide(created, _DAY_MICROS)))
+    return order if kept is None else kept[order]
 
 
 def _day_numbers(batch: pa.Table) -> np.ndarray:
@@ -447,11 +446,12 @@ def _day_numbers(batch: pa.Table) -> np.ndarray:
     return days
 
 
-def _winners(batch: pa.Table, origin: np.ndarray) -> tuple[pa.Table, np.ndarray]:
-    """Keep one row per id: the latest updated_at, the first such row on a tie."""
+def _winners(batch: pa.Table) -> np.ndarray | None:
+    """Row numbers of one row per id (the latest updated_at, the first such row on a tie),
+    or None when every id is there once."""
     repeated = repeated_rows(batch.column("id"))
     if repeated is None:
-        return batch, origin
+        return None
     candidates = pc.indices_nonzero(repeated)
     subset = batch.select(["id", "updated_at"]).take(candidates)
     order = pc.sort_indices(
@@ -465,4 +465,5 @@ def _winners(batch: pa.Table, origin: np.ndarray) -> tuple[pa.Table, np.ndarray]
     losers = candidates.to_numpy()[order.to_numpy()[~first]]
     keep = np.ones(batch.num_rows, dtype=bool)
     keep[losers] = False
-    return batch.filter(pa.array(keep)), origin[keep]
+    kept: np.ndarray = np.flatnonzero(keep)
+    return kept
