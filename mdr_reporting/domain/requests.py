@@ -319,27 +319,7 @@ def parse_v1(body: Any, now: datetime) -> ReportRequest:
             "call_types and directions disagree: send one of them, or the same set in both",
         )
 
-    record_types = _record_types(body, errors)
-    connections = _str_list(body, "connections", errors, ints_ok=True) or []
-    profiles = _str_list(body, "profiles", errors) or []
-    filters, filter_errors = parse_filters(body.get("filters"))
-    errors.items.extend(filter_errors)
-    report_name = _report_name(body, window, zone, errors)
-    extensions = _extensions(body, errors)
-    errors.raise_if_any()
-    assert window is not None
-    return ReportRequest(
-        start_time=window[0],
-        end_time=window[1],
-        timezone=zone,
-        directions=tuple(sorted(effective)),
-        record_types=record_types,
-        connections=tuple(connections),
-        profiles=tuple(profiles),
-        report_name=report_name,
-        filters=filters,
-        **extensions,
-    )
+    return _finish(body, errors, zone, window, effective)
 
 
 def parse_v2(body: Any, now: datetime) -> ReportRequest:
@@ -349,6 +329,17 @@ def parse_v2(body: Any, now: datetime) -> ReportRequest:
     zone = _zone(body, errors)
     window = _window(body, zone, now, errors, end_required=True)
     directions = _int_list(body, "directions", Direction, errors) or []
+    return _finish(body, errors, zone, window, set(directions) or set(Direction))
+
+
+def _finish(
+    body: dict[str, Any],
+    errors: _Errors,
+    zone: str,
+    window: tuple[datetime, datetime] | None,
+    directions: set[Direction],
+) -> ReportRequest:
+    """The fields both surfaces spell alike; raises with every problem found on the way."""
     record_types = _record_types(body, errors)
     connections = _str_list(body, "connections", errors, ints_ok=True) or []
     profiles = _str_list(body, "profiles", errors) or []
@@ -362,7 +353,7 @@ def parse_v2(body: Any, now: datetime) -> ReportRequest:
         start_time=window[0],
         end_time=window[1],
         timezone=zone,
-        directions=tuple(sorted(set(directions) or set(Direction))),
+        directions=tuple(sorted(directions)),
         record_types=record_types,
         connections=tuple(connections),
         profiles=tuple(profiles),
