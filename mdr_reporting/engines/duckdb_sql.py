@@ -62,8 +62,8 @@ def _timestamp_text(stmt: Statement, spans: list[OffsetSpan], column: str) -> st
     offsets = stmt.bind([s.offset_us for s in spans])
     suffixes = stmt.bind([s.suffix for s in spans])
     local = f"strftime(make_timestamp({us} + {offsets}[{index}]), '%Y-%m-%dT%H:%M:%S.%f')"
-    # isoformat() leaves out ".000000"; one strftime and a cut is cheaper than two.
-    return f"CASE WHEN {us} % 1000000 = 0 THEN {local}[:19] ELSE {local} END || {suffixes}[{index}]"
+    # isoformat() leaves out zero microseconds; the only '.' is the one before them.
+    return f"replace({local}, '.000000', '') || {suffixes}[{index}]"
 
 
 def _record_type(stmt: Statement) -> str:
@@ -164,7 +164,8 @@ def day_statement(
         f",\n           {_NUMBER_SQL.format(name)} AS _{name}" for name in sorted(used)
     )
     where = "WHERE " + "\n  AND ".join(criteria) if criteria else ""
-    # Latest version: no other version of the id is newer, or as new and listed earlier.
+    # Latest version: no other version of the id is newer, or as new and listed earlier
+    # (a row comparison: updated_at, then file order and row order, reversed).
     # The day's rows are decoded once (MATERIALIZED) and anti-joined with themselves,
     # which measured cheaper than a window over the wide rows or a second scan.
     stmt.sql = f"""
@@ -179,9 +180,7 @@ latest AS (
     WHERE NOT EXISTS (
         SELECT 1 FROM scoped AS v
         WHERE v.id = s.id
-          AND (v.updated_at > s.updated_at
-               OR (v.updated_at = s.updated_at
-                   AND (v._file < s._file OR (v._file = s._file AND v._row < s._row))))
+          AND (v.updated_at, -v._file::BIGINT, -v._row) > (s.updated_at, -s._file::BIGINT, -s._row)
     )
 )
 SELECT {columns}
