@@ -88,7 +88,9 @@ def _columns(stmt: Statement, query: ReportQuery, spans: list[OffsetSpan], shape
                 "typed": "tags",
             }[shape]
         elif name in ("rate", "cost"):
-            expr = name if shape == "typed" else f"CAST({name} AS VARCHAR)"
+            # Exact decimals written with six places (the lake's scale): 0.007500, -1.500000.
+            money = f"CAST({name} AS DECIMAL(18, 6))"
+            expr = name if shape == "typed" else f"CAST({money} AS VARCHAR)"
         elif name in ("parts", "media_size_bytes") or shape != "text":
             expr = name
         else:
