@@ -214,7 +214,9 @@ def raw_duckdb_run(query: ReportQuery, snapshot: Snapshot, out: Path) -> Callabl
     columns = ", ".join(c for c in REPORT_COLUMNS if c != "record_type")
 
     def run() -> int:
-        con = duckdb.connect(config={"memory_limit": "512MB"})
+        con = duckdb.connect(
+            config={"memory_limit": "512MB", "temp_directory": str(out.parent / "duckdb-spill")}
+        )
         sql = f"""COPY (SELECT {columns} FROM read_parquet($files, hive_partitioning = false)
                   WHERE account_id = $account AND created_at >= $start AND created_at < $end
                   ORDER BY created_at, id) TO '{out}' (FORMAT csv, HEADER true)"""
