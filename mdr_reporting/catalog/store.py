@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import secrets
@@ -248,6 +249,7 @@ class Catalog:
                 db.execute(
                     api_keys.update().where(api_keys.c.id == key.id).values(last_used_at=now)
                 )
+            key = dataclasses.replace(key, last_used_at=now)
         return key
 
     @staticmethod

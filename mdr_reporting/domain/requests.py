@@ -290,7 +290,7 @@ def _body_object(body: Any) -> dict[str, Any]:
 
 
 def parse_v1(body: Any, now: datetime) -> ReportRequest:
-    """Validate a ``POST /reporting/mdr_requests`` body; InvalidInput lists every problem."""
+    """Validate a v1 create body; raise InvalidInput listing every problem."""
     body = _body_object(body)
     errors = _Errors()
     for name in body:

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 __all__ = ["UTC", "ZoneNotFound", "get_zone", "parse_instant", "to_iso", "utc_iso"]
 
+# Far enough from datetime's limits that converting to any zone cannot overflow.
+MIN_YEAR, MAX_YEAR = 1970, 9000
 _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
 
 
@@ -50,6 +52,8 @@ def parse_instant(text: str, zone: ZoneInfo) -> datetime:
         parsed = datetime.fromisoformat(candidate)
     except ValueError:
         raise ValueError(f"{text!r} is not an ISO 8601 date-time") from None
+    if not MIN_YEAR <= parsed.year <= MAX_YEAR:
+        raise ValueError(f"{text!r} is outside the years {MIN_YEAR} to {MAX_YEAR}")
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=zone, fold=0)
     return parsed.astimezone(UTC)

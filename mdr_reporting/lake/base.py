@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 
-__all__ = ["AppendResult", "CompactResult", "DayStats", "Lake", "LakeStats", "Snapshot"]
+__all__ = [
+    "AppendResult",
+    "CompactResult",
+    "DayStats",
+    "Lake",
+    "LakeConflict",
+    "LakeStats",
+    "LakeWriter",
+    "Snapshot",
+]
 
 
 @dataclass(frozen=True)
@@ -70,12 +80,47 @@ class LakeStats:
         return sum(d.bytes for d in self.days)
 
 
+class LakeConflict(Exception):
+    """Rows that would change the ``account_id`` or ``created_at`` of a stored id.
+
+    ``rows`` holds (row index in the batch given to ``add``, field, reason).
+    """
+
+    def __init__(self, rows: list[tuple[int, str, str]]) -> None:
+        super().__init__(f"{len(rows)} rows change the identity of a stored message")
+        self.rows = rows
+
+
+class LakeWriter(abc.ABC):
+    """One atomic append of any number of batches: all become visible at commit, or none."""
+
+    @abc.abstractmethod
+    def add(self, batch: pa.Table) -> int:
+        """Stage a validated batch (RECORD_SCHEMA); returns the rows that are new versions.
+
+        Raises LakeConflict (and stages nothing of this batch) when a row changes
+        the identity of a stored id."""
+
+    @abc.abstractmethod
+    def commit(self) -> AppendResult:
+        """Make everything staged visible, durably, in one step."""
+
+    @abc.abstractmethod
+    def abort(self) -> None:
+        """Drop everything staged."""
+
+
 class Lake(abc.ABC):
     """Append-only record store with atomic, durable batches and latest-version-wins reads."""
 
     @abc.abstractmethod
     def append(self, batch: pa.Table) -> AppendResult:
         """Store a validated batch (RECORD_SCHEMA) atomically and durably."""
+
+    @abc.abstractmethod
+    def writer(self) -> AbstractContextManager[LakeWriter]:
+        """An exclusive transaction for a multi-batch append (a file import); aborts unless
+        committed inside the ``with`` block."""
 
     @abc.abstractmethod
     def snapshot(self) -> Snapshot:

@@ -14,7 +14,6 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from lake_files import layout, records, write_lake
 
 from mdr_reporting.domain.enums import Direction, RecordType
 from mdr_reporting.domain.query import compile_query
@@ -23,6 +22,7 @@ from mdr_reporting.domain.times import get_zone
 from mdr_reporting.engines.duckdb import DuckDBEngine
 from mdr_reporting.engines.outputs import report_arrow_schema
 from mdr_reporting.lake.base import Snapshot
+from tests.unit.lake_files import layout, records, write_lake
 
 ENGINE = DuckDBEngine(memory_limit="256MB", threads=2)
 ANCHOR = datetime(2024, 11, 3, 7, 0, tzinfo=UTC)

@@ -14,14 +14,22 @@ from typing import TypeVar
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from lake_files import NUMBERS, TAGS, Record, layout, records, transition_anchors, write_lake
-from reference_report import reference_csv
 
 from mdr_reporting.domain.enums import Direction, RecordType
 from mdr_reporting.domain.filters import Filter
 from mdr_reporting.domain.query import compile_query
 from mdr_reporting.domain.requests import ReportRequest
 from mdr_reporting.engines.duckdb import DuckDBEngine
+from tests.unit.lake_files import (
+    NUMBERS,
+    TAGS,
+    Record,
+    layout,
+    records,
+    transition_anchors,
+    write_lake,
+)
+from tests.unit.reference_report import reference_csv
 
 T = TypeVar("T")
 ZONES = (

@@ -1,0 +1,123 @@
+"""The ASGI app: routers, error envelope, offline docs and the services it runs on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi_offline import FastAPIOffline
+
+from mdr_reporting import __version__
+from mdr_reporting.api import downloads, ingest, v1, v2
+from mdr_reporting.api.errors import install_error_handlers
+from mdr_reporting.api.schemas import V1CreateBody, V2CreateBody
+from mdr_reporting.api.service import RequestService
+from mdr_reporting.catalog import Catalog
+from mdr_reporting.domain.requests import RequestState
+from mdr_reporting.files import FileStore, LinkSigner
+from mdr_reporting.files.downloads import ReportDownloads
+from mdr_reporting.lake import Lake
+from mdr_reporting.settings import Settings
+
+__all__ = ["Services", "create_app"]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _no_link(_state: RequestState) -> str | None:
+    return None
+
+
+@dataclass
+class Services:
+    """Everything the handlers use; tests build one with fakes or a temporary folder."""
+
+    settings: Settings
+    catalog: Catalog
+    clock: Callable[[], datetime] = _utcnow
+    report_url: Callable[[RequestState], str | None] = _no_link
+    files: FileStore | None = None
+    links: LinkSigner | None = None
+    lake: Lake | None = None  # shared by ingest and the in-process worker
+    requests: RequestService = field(init=False)
+    downloads: ReportDownloads | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.requests = RequestService(self.catalog, self.clock, self.files)
+        if self.links is not None:
+            if self.report_url is _no_link:
+                self.report_url = self.links.report_url
+            if self.files is not None:
+                self.downloads = ReportDownloads(self.catalog, self.files, self.links)
+
+
+DESCRIPTION = """\
+Message Detail Record reports over the carrier's public "Create an MDR request"
+contract (v1 `/reporting/mdr_requests`) and its v2 legacy twin. Authenticate with
+`Authorization: Bearer <key>` (or `Token <key>`). Every error answers
+`{"errors": [{"code", "title", "detail", "source": {"pointer" | "parameter"}}]}`.
+"""
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPIOffline(
+        title="MDR reporting service",
+        version=__version__,
+        description=DESCRIPTION,
+        static_url="/docs/assets",
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    app.include_router(v1.router)
+    app.include_router(v2.router)
+    app.include_router(downloads.router)
+    app.include_router(ingest.router)
+
+    @app.get("/health", include_in_schema=False)
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document plus the hand-validated body schemas and the two auth schemes."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for model in (V1CreateBody, V2CreateBody):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    document["components"]["securitySchemes"] = {
+        "bearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "Authorization: Bearer <key>",
+        },
+        "token": {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "Authorization: Token <key> (v1 clients)",
+        },
+    }
+    document["security"] = [{"bearer": []}, {"token": []}]
+    # The service answers 400, never 422 (api.md section 8): drop FastAPI's 422 entries.
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            operation.get("responses", {}).pop("422", None)
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    app.openapi_schema = document
+    return document

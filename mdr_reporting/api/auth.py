@@ -1,0 +1,38 @@
+"""API keys: ``Authorization: Bearer <key>`` or ``Token <key>``, and scope checks."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from mdr_reporting.catalog import ApiKey, Catalog, KeyScope
+from mdr_reporting.domain.errors import Forbidden, Unauthenticated
+
+__all__ = ["require_scope"]
+
+_SCHEMES = ("bearer", "token")
+
+
+def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
+    """A dependency answering 401 without a live key and 403 without ``scope``."""
+
+    async def dependency(request: Request) -> ApiKey:
+        header = request.headers.get("authorization")
+        if not header:
+            raise Unauthenticated("missing Authorization header: send 'Bearer <key>'")
+        scheme, _, secret = header.strip().partition(" ")
+        if scheme.lower() not in _SCHEMES or not secret.strip():
+            raise Unauthenticated(
+                "the Authorization header must be 'Bearer <key>' or 'Token <key>'"
+            )
+        catalog: Catalog = request.app.state.services.catalog
+        key = await run_in_threadpool(catalog.authenticate, secret.strip())
+        if key is None:
+            raise Unauthenticated("unknown or revoked API key")
+        if not key.allows(scope):
+            raise Forbidden(f"this key has the '{key.scope}' scope; this call needs '{scope}'")
+        return key
+
+    return dependency

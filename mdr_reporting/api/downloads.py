@@ -1,0 +1,118 @@
+"""``GET /reports/{id}/download``: the signed link of ``report_url``; no Authorization header.
+
+The file is streamed in chunks from the store (never read whole into memory), with
+single-range support so an interrupted download resumes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import BinaryIO
+from urllib.parse import quote
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from mdr_reporting.api.errors import error_response
+from mdr_reporting.api.ranges import RangeNotSatisfiable, parse_range
+from mdr_reporting.api.schemas import ErrorEnvelope
+from mdr_reporting.domain.errors import ErrorItem, NotFound
+from mdr_reporting.files.downloads import OpenedReport
+
+__all__ = ["router"]
+
+CHUNK = 256 * 1024
+
+router = APIRouter(tags=["Report files"])
+
+
+async def _chunks(stream: BinaryIO, first: int, length: int) -> AsyncIterator[bytes]:
+    try:
+        await run_in_threadpool(stream.seek, first)
+        remaining = length
+        while remaining > 0:
+            chunk = await run_in_threadpool(stream.read, min(CHUNK, remaining))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+            yield chunk
+    finally:
+        stream.close()
+
+
+def _headers(report: OpenedReport) -> dict[str, str]:
+    ascii_name = report.filename.encode("ascii", "replace").decode().replace("?", "_")
+    return {
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": (
+            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(report.filename)}"
+        ),
+        "ETag": report.etag,
+        "Cache-Control": "private, no-transform",
+    }
+
+
+PATH = "/reports/{request_id}/download"
+
+
+@router.get(
+    PATH,
+    response_class=StreamingResponse,
+    summary="Download a finished report through its signed link (report_url)",
+    openapi_extra={"security": []},  # the signature is the credential: no API key
+    responses={
+        200: {"description": "The report file", "content": {"application/octet-stream": {}}},
+        206: {"description": "The requested byte range (Range header)"},
+        403: {
+            "model": ErrorEnvelope,
+            "description": "Tampered, expired or foreign link, or a deleted or expired report",
+        },
+        416: {"model": ErrorEnvelope, "description": "The Range misses the file"},
+    },
+)
+async def download(
+    request_id: str,
+    request: Request,
+    expires: str = Query("", description="Expiry of the link (unix seconds)"),
+    sig: str = Query("", description="Signature of the link"),
+) -> Response:
+    downloads = request.app.state.services.downloads
+    if downloads is None:
+        raise NotFound("report files are not served by this process")
+    report: OpenedReport = await run_in_threadpool(downloads.open, request_id, expires, sig)
+    headers = _headers(report)
+    if_range = request.headers.get("if-range")
+    range_header = request.headers.get("range")
+    if if_range is not None and if_range.strip() != report.etag:
+        range_header = None  # the client holds another version: send the whole file
+    try:
+        wanted = parse_range(range_header, report.size)
+    except RangeNotSatisfiable:
+        report.stream.close()
+        headers["Content-Range"] = f"bytes */{report.size}"
+        item = ErrorItem(
+            "range_not_satisfiable",
+            "Range not satisfiable",
+            f"the Range {range_header!r} misses the file of {report.size} bytes",
+        )
+        return error_response(416, [item], headers)
+    first, last = wanted if wanted is not None else (0, report.size - 1)
+    length = last - first + 1
+    status = 200
+    if wanted is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {first}-{last}/{report.size}"
+    headers["Content-Length"] = str(length)
+    if request.method == "HEAD":
+        report.stream.close()
+        return Response(status_code=status, headers=headers, media_type=report.media_type)
+    return StreamingResponse(
+        _chunks(report.stream, first, length),
+        status_code=status,
+        headers=headers,
+        media_type=report.media_type,
+    )
+
+
+router.add_api_route(PATH, download, methods=["HEAD"], include_in_schema=False)

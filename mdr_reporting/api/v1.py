@@ -1,0 +1,83 @@
+"""The v1 surface: ``/reporting/mdr_requests`` (bare objects, integer enums)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from mdr_reporting.api.body import read_json
+from mdr_reporting.api.common import error_responses, idempotency_key, json_body, reports_key
+from mdr_reporting.api.schemas import V1CreateBody, V1Request
+from mdr_reporting.api.views import v1_view
+from mdr_reporting.catalog import ApiKey
+from mdr_reporting.domain.requests import parse_v1
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/reporting/mdr_requests", tags=["MDR requests (v1)"])
+
+
+@router.post(
+    "",
+    summary="Create an MDR request",
+    responses={200: {"model": V1Request}, **error_responses(400, 401, 403, 409, 413)},
+    openapi_extra=json_body(V1CreateBody),
+)
+async def create(request: Request, key: ApiKey = Depends(reports_key)) -> JSONResponse:
+    services = request.app.state.services
+    body = await read_json(request)
+    spec = parse_v1(body, services.clock())
+    state = await run_in_threadpool(
+        lambda: services.requests.create(
+            key, spec, idempotency_key=idempotency_key(request), surface="v1", body=body
+        )
+    )
+    return JSONResponse(v1_view(state, services.report_url(state)))
+
+
+@router.get(
+    "",
+    summary="List MDR requests, newest first (total in X-Total-Count)",
+    responses={200: {"model": list[V1Request]}, **error_responses(400, 401, 403)},
+)
+async def list_requests(
+    request: Request,
+    key: ApiKey = Depends(reports_key),
+    page: int = Query(1, ge=1, le=1_000_000),
+    per_page: int = Query(100, ge=1, le=1000),
+) -> JSONResponse:
+    services = request.app.state.services
+    items, total = await run_in_threadpool(
+        lambda: services.requests.list(key, offset=(page - 1) * per_page, limit=per_page)
+    )
+    return JSONResponse(
+        [v1_view(s, services.report_url(s)) for s in items],
+        headers={"X-Total-Count": str(total)},
+    )
+
+
+@router.get(
+    "/{request_id}",
+    summary="Retrieve an MDR request",
+    responses={200: {"model": V1Request}, **error_responses(401, 403, 404)},
+)
+async def get(
+    request_id: str, request: Request, key: ApiKey = Depends(reports_key)
+) -> JSONResponse:
+    services = request.app.state.services
+    state = await run_in_threadpool(services.requests.get, key, request_id)
+    return JSONResponse(v1_view(state, services.report_url(state)))
+
+
+@router.delete(
+    "/{request_id}",
+    summary="Delete an MDR request (cancels a build in progress)",
+    responses={200: {"model": V1Request}, **error_responses(401, 403, 404)},
+)
+async def delete(
+    request_id: str, request: Request, key: ApiKey = Depends(reports_key)
+) -> JSONResponse:
+    services = request.app.state.services
+    state = await run_in_threadpool(services.requests.delete, key, request_id)
+    return JSONResponse(v1_view(state))

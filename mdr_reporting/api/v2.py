@@ -1,0 +1,89 @@
+"""The v2 legacy surface the carrier's SDKs call: ``{"data": ...}`` and string enums."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from mdr_reporting.api.body import read_json
+from mdr_reporting.api.common import error_responses, idempotency_key, json_body, reports_key
+from mdr_reporting.api.schemas import V2CreateBody, V2Envelope, V2ListEnvelope
+from mdr_reporting.api.views import v2_view
+from mdr_reporting.catalog import ApiKey
+from mdr_reporting.domain.requests import parse_v2
+
+__all__ = ["router"]
+
+router = APIRouter(
+    prefix="/v2/legacy/reporting/batch_detail_records/messaging",
+    tags=["MDR requests (v2 legacy)"],
+)
+
+
+@router.post(
+    "",
+    summary="Create an MDR request (v2 legacy)",
+    responses={200: {"model": V2Envelope}, **error_responses(400, 401, 403, 409, 413)},
+    openapi_extra=json_body(V2CreateBody),
+)
+async def create(request: Request, key: ApiKey = Depends(reports_key)) -> JSONResponse:
+    services = request.app.state.services
+    body = await read_json(request)
+    spec = parse_v2(body, services.clock())
+    state = await run_in_threadpool(
+        lambda: services.requests.create(
+            key, spec, idempotency_key=idempotency_key(request), surface="v2", body=body
+        )
+    )
+    return JSONResponse({"data": v2_view(state, services.report_url(state))})
+
+
+@router.get(
+    "",
+    summary="List MDR requests (v2 legacy), newest first",
+    responses={200: {"model": V2ListEnvelope}, **error_responses(400, 401, 403)},
+)
+async def list_requests(
+    request: Request,
+    key: ApiKey = Depends(reports_key),
+    page_number: int = Query(1, alias="page[number]", ge=1, le=1_000_000),
+    page_size: int = Query(20, alias="page[size]", ge=1, le=250),
+) -> JSONResponse:
+    services = request.app.state.services
+    items, total = await run_in_threadpool(
+        lambda: services.requests.list(key, offset=(page_number - 1) * page_size, limit=page_size)
+    )
+    meta = {
+        "page_number": page_number,
+        "page_size": page_size,
+        "total_pages": (total + page_size - 1) // page_size,
+        "total_results": total,
+    }
+    return JSONResponse({"data": [v2_view(s, services.report_url(s)) for s in items], "meta": meta})
+
+
+@router.get(
+    "/{request_id}",
+    summary="Retrieve an MDR request (v2 legacy)",
+    responses={200: {"model": V2Envelope}, **error_responses(401, 403, 404)},
+)
+async def get(
+    request_id: str, request: Request, key: ApiKey = Depends(reports_key)
+) -> JSONResponse:
+    services = request.app.state.services
+    state = await run_in_threadpool(services.requests.get, key, request_id)
+    return JSONResponse({"data": v2_view(state, services.report_url(state))})
+
+
+@router.delete(
+    "/{request_id}",
+    summary="Delete an MDR request (v2 legacy)",
+    responses={200: {"model": V2Envelope}, **error_responses(401, 403, 404)},
+)
+async def delete(
+    request_id: str, request: Request, key: ApiKey = Depends(reports_key)
+) -> JSONResponse:
+    services = request.app.state.services
+    state = await run_in_threadpool(services.requests.delete, key, request_id)
+    return JSONResponse({"data": v2_view(state)})

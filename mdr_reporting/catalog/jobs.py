@@ -1,0 +1,278 @@
+"""The request table as a job queue: leases, heartbeats, retries, completion and expiry.
+
+A worker claims a Pending request by taking a lease (``lease_owner`` and
+``lease_expires_at``) and keeps it by renewing it; a lease that is not renewed
+expires and any worker may claim the request again. Every write checks that the
+writer still holds the lease and that the request was not deleted, so a worker
+that lost its lease (or whose request was DELETEd) learns it at its next write.
+All times come from the catalog's clock, so tests control them.
+
+Concurrency: on SQLite every transaction is ``BEGIN IMMEDIATE`` (one writer at a
+time), so select-then-update is safe; on PostgreSQL the selects lock their rows
+with ``FOR UPDATE SKIP LOCKED``, so concurrent workers never claim one row twice
+and never wait on each other. That choice lives in :func:`_locked` alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from mdr_reporting.catalog.schema import requests
+from mdr_reporting.catalog.store import Catalog
+from mdr_reporting.domain.enums import RequestStatus
+from mdr_reporting.domain.requests import RequestState
+
+__all__ = ["Claim", "JobQueue", "RetryOutcome"]
+
+_CLAIM_SCAN = 20  # exhausted requests failed on the way by one claim, at most
+
+
+def _locked(query: sa.Select[Any], db: Connection) -> sa.Select[Any]:
+    """Row locks for the select-then-update pattern, per dialect."""
+    if db.dialect.name == "postgresql":
+        return query.with_for_update(skip_locked=True)
+    return query  # SQLite: BEGIN IMMEDIATE already serialises every writer
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A request this worker now holds the lease of; ``attempt`` counts from 1."""
+
+    state: RequestState
+    owner: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class RetryOutcome:
+    """What a failed attempt led to: another try later, or Failed for good."""
+
+    status: RequestStatus
+    attempts: int
+
+
+class JobQueue:
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        lease: timedelta,
+        max_attempts: int,
+        retention: timedelta,
+    ) -> None:
+        self.catalog = catalog
+        self.lease = lease
+        self.max_attempts = max_attempts
+        self.retention = retention
+
+    def _now(self) -> datetime:
+        return self.catalog.clock()
+
+    def _held(self, request_id: str, owner: str) -> list[Any]:
+        """The WHERE clause of every write by a lease holder."""
+        return [
+            requests.c.id == request_id,
+            requests.c.lease_owner == owner,
+            requests.c.status == int(RequestStatus.PENDING),
+            requests.c.deleted_at.is_(None),
+        ]
+
+    # -- claiming -------------------------------------------------------------------------
+
+    def claim(self, owner: str) -> Claim | None:
+        """Take the lease of the oldest claimable Pending request, or None when there is none.
+
+        Claimable: not deleted, and the lease is free or expired. A request whose
+        attempts are used up (its last worker died) is Failed here instead.
+        """
+        now = self._now()
+        free = sa.or_(requests.c.lease_expires_at.is_(None), requests.c.lease_expires_at <= now)
+        query = (
+            requests.select()
+            .where(
+                requests.c.status == int(RequestStatus.PENDING),
+                requests.c.deleted_at.is_(None),
+                free,
+            )
+            .order_by(requests.c.created_at, requests.c.id)
+            .limit(1)  # lock one row only: other workers skip it and take the next ones
+        )
+        with self.catalog.transaction() as db:
+            for _ in range(_CLAIM_SCAN):
+                row = db.execute(_locked(query, db)).first()
+                if row is None:
+                    return None
+                if row.attempts >= self.max_attempts:
+                    self._fail(db, row.id, now, _exhausted(row.attempts))
+                    continue
+                attempt = row.attempts + 1
+                db.execute(
+                    requests.update()
+                    .where(requests.c.id == row.id)
+                    .values(
+                        lease_owner=owner,
+                        lease_expires_at=now + self.lease,
+                        attempts=attempt,
+                        progress=0.0,
+                        updated_at=now,
+                    )
+                )
+                fresh = db.execute(requests.select().where(requests.c.id == row.id)).one()
+                return Claim(Catalog._state(fresh._mapping), owner, attempt)
+        return None
+
+    def renew(self, request_id: str, owner: str) -> bool:
+        """Extend the lease; False when it is lost or the request was deleted (stop building)."""
+        now = self._now()
+        with self.catalog.transaction() as db:
+            done = db.execute(
+                requests.update()
+                .where(*self._held(request_id, owner))
+                .values(lease_expires_at=now + self.lease)
+            )
+            return done.rowcount == 1
+
+    def set_progress(self, request_id: str, owner: str, progress: float) -> bool:
+        """Record progress (0..1); False when the lease is lost or the request deleted."""
+        with self.catalog.transaction() as db:
+            done = db.execute(
+                requests.update()
+                .where(*self._held(request_id, owner))
+                .values(progress=min(max(progress, 0.0), 1.0))
+            )
+            return done.rowcount == 1
+
+    def release(self, request_id: str, owner: str) -> bool:
+        """Give the request back without spending an attempt (the worker is shutting down)."""
+        with self.catalog.transaction() as db:
+            done = db.execute(
+                requests.update()
+                .where(*self._held(request_id, owner))
+                .values(
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    attempts=requests.c.attempts - 1,
+                    progress=0.0,
+                )
+            )
+            return done.rowcount == 1
+
+    # -- outcomes -------------------------------------------------------------------------
+
+    def complete(
+        self, request_id: str, owner: str, *, file_key: str, record_count: int, size_bytes: int
+    ) -> bool:
+        """Mark the request Complete; False when the lease was lost (the file is not used)."""
+        now = self._now()
+        with self.catalog.transaction() as db:
+            done = db.execute(
+                requests.update()
+                .where(*self._held(request_id, owner))
+                .values(
+                    status=int(RequestStatus.COMPLETE),
+                    file_key=file_key,
+                    record_count=record_count,
+                    size_bytes=size_bytes,
+                    progress=1.0,
+                    error=None,
+                    completed_at=now,
+                    expires_at=now + self.retention,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            )
+            return done.rowcount == 1
+
+    def fail_attempt(
+        self, request_id: str, owner: str, reason: str, *, retry_after: timedelta
+    ) -> RetryOutcome | None:
+        """One attempt failed: retry after ``retry_after``, or Failed with ``reason`` when
+        the attempts are used up. None when the lease was already lost."""
+        now = self._now()
+        with self.catalog.transaction() as db:
+            row = db.execute(
+                _locked(requests.select().where(*self._held(request_id, owner)), db)
+            ).first()
+            if row is None:
+                return None
+            if row.attempts >= self.max_attempts:
+                self._fail(db, request_id, now, reason)
+                return RetryOutcome(RequestStatus.FAILED, row.attempts)
+            db.execute(
+                requests.update()
+                .where(requests.c.id == request_id)
+                .values(
+                    lease_owner=None,
+                    lease_expires_at=now + retry_after,
+                    progress=0.0,
+                    updated_at=now,
+                )
+            )
+            return RetryOutcome(RequestStatus.PENDING, row.attempts)
+
+    @staticmethod
+    def _fail(db: Connection, request_id: str, now: datetime, reason: str) -> None:
+        db.execute(
+            requests.update()
+            .where(requests.c.id == request_id)
+            .values(
+                status=int(RequestStatus.FAILED),
+                error=reason[:2000],
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+
+    # -- housekeeping ---------------------------------------------------------------------
+
+    def expire_due(self, limit: int = 500) -> list[tuple[str, str | None]]:
+        """Mark Complete requests past ``expires_at`` Expired; returns (id, file key) of each."""
+        now = self._now()
+        query = (
+            sa.select(requests.c.id, requests.c.file_key)
+            .where(
+                requests.c.status == int(RequestStatus.COMPLETE),
+                requests.c.expires_at <= now,
+            )
+            .limit(limit)
+        )
+        with self.catalog.transaction() as db:
+            rows = db.execute(_locked(query, db)).all()
+            if rows:
+                db.execute(
+                    requests.update()
+                    .where(requests.c.id.in_([r.id for r in rows]))
+                    .values(status=int(RequestStatus.EXPIRED), file_key=None, updated_at=now)
+                )
+        return [(r.id, r.file_key) for r in rows]
+
+    def purge_deleted(self, limit: int = 500) -> list[tuple[str, str | None]]:
+        """Forget the files of deleted requests; returns (id, file key) of each to delete."""
+        query = (
+            sa.select(requests.c.id, requests.c.file_key)
+            .where(requests.c.deleted_at.is_not(None), requests.c.file_key.is_not(None))
+            .limit(limit)
+        )
+        with self.catalog.transaction() as db:
+            rows = db.execute(_locked(query, db)).all()
+            if rows:
+                db.execute(
+                    requests.update()
+                    .where(requests.c.id.in_([r.id for r in rows]))
+                    .values(file_key=None)
+                )
+        return [(r.id, r.file_key) for r in rows]
+
+
+def _exhausted(attempts: int) -> str:
+    return (
+        f"the report could not be built in {attempts} attempts: "
+        "the worker building it stopped before finishing"
+    )

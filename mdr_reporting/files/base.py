@@ -1,0 +1,52 @@
+"""The report file store's interface: local folder now, an S3 bucket later (architecture.md).
+
+A file appears under its key atomically: a reader sees the whole file or nothing.
+Keys are relative, slash-separated names such as ``<request id>/<token>.csv``.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["FileStore", "InvalidKey", "check_key"]
+
+_KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
+
+
+class InvalidKey(ValueError):
+    """A key that could escape the store (``..``, absolute) or has odd characters."""
+
+
+def check_key(key: str) -> str:
+    if len(key) > 512 or not _KEY.match(key) or ".." in key.split("/"):
+        raise InvalidKey(f"invalid file key {key!r}")
+    return key
+
+
+class FileStore(abc.ABC):
+    """Finished report files by key."""
+
+    @abc.abstractmethod
+    def put(self, key: str, source: Path) -> int:
+        """Move the local file ``source`` under ``key`` atomically; returns its size.
+
+        ``source`` is consumed (moved or copied, then removed).
+        """
+
+    @abc.abstractmethod
+    def open(self, key: str) -> tuple[BinaryIO, int]:
+        """A seekable binary stream of the file and its size; FileNotFoundError if absent.
+
+        An open stream stays readable even if the file is deleted meanwhile.
+        """
+
+    @abc.abstractmethod
+    def delete(self, key: str) -> bool:
+        """Remove the file; False when it was not there."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool:
+        """Whether a complete file is stored under ``key``."""

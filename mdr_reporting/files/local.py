@@ -1,0 +1,76 @@
+"""The file store on a local folder: write to a hidden temporary name, fsync, rename."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+from mdr_reporting.files.base import FileStore, check_key
+
+__all__ = ["LocalFileStore"]
+
+_TMP_PREFIX = ".tmp-"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalFileStore(FileStore):
+    """Files under ``root``; a rename within one folder is what makes ``put`` atomic."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put(self, key: str, source: Path) -> int:
+        final = self.path(key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = final.with_name(f"{_TMP_PREFIX}{secrets.token_hex(8)}-{final.name}")
+        try:
+            try:
+                os.rename(source, staging)  # same file system: no copy
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                shutil.copyfile(source, staging)
+                source.unlink()
+            with staging.open("rb+") as handle:
+                os.fsync(handle.fileno())
+            size = staging.stat().st_size
+            os.replace(staging, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                staging.unlink()
+            raise
+        _fsync_dir(final.parent)
+        return size
+
+    def open(self, key: str) -> tuple[BinaryIO, int]:
+        handle = self.path(key).open("rb")
+        return handle, os.fstat(handle.fileno()).st_size
+
+    def delete(self, key: str) -> bool:
+        path = self.path(key)
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return False
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()  # only when empty: one folder per request
+        return True
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()

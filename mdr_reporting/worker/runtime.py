@@ -1,0 +1,94 @@
+"""The worker and the expiry sweeper as the processes run them, built from the settings.
+
+:func:`report_builder` is the one place where the report engine is plugged in.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from types import TracebackType
+
+from mdr_reporting.catalog.jobs import JobQueue
+from mdr_reporting.catalog.store import Catalog
+from mdr_reporting.files import FileStore, open_file_store
+from mdr_reporting.lake import Lake, open_lake
+from mdr_reporting.settings import Settings
+from mdr_reporting.worker.builder import ReportBuilder
+from mdr_reporting.worker.lake_builder import LakeReportBuilder
+from mdr_reporting.worker.sweeper import Sweeper
+from mdr_reporting.worker.worker import Worker
+
+__all__ = ["Background", "job_queue", "report_builder"]
+
+log = logging.getLogger("mdr.worker")
+
+
+def job_queue(settings: Settings, catalog: Catalog) -> JobQueue:
+    return JobQueue(
+        catalog,
+        lease=timedelta(seconds=settings.lease_seconds),
+        max_attempts=settings.max_attempts,
+        retention=timedelta(days=settings.report_retention_days),
+    )
+
+
+def report_builder(settings: Settings, lake: Lake | None = None) -> ReportBuilder | None:
+    """The builder for ``settings.engine`` over the settings' lake; None for an engine this
+    build does not have yet (Spark comes with the scale-out work)."""
+    if settings.engine != "duckdb":
+        log.warning("no %s report engine is installed in this build", settings.engine)
+        return None
+    from mdr_reporting.engines.duckdb import DuckDBEngine
+
+    return LakeReportBuilder(lake or open_lake(settings.lake_url), DuckDBEngine())
+
+
+class Background:
+    """The worker (when there is a builder) and the sweeper, started and stopped together."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        files: FileStore | None = None,
+        builder: ReportBuilder | None = None,
+        *,
+        sweep_interval: float = 60.0,
+    ) -> None:
+        queue = job_queue(settings, catalog)
+        files = files or open_file_store(settings.files_url)
+        self.worker = (
+            Worker(
+                queue,
+                files,
+                builder,
+                concurrency=settings.worker_concurrency,
+                work_dir=settings.data_dir / "work",
+            )
+            if builder is not None
+            else None
+        )
+        self.sweeper = Sweeper(queue, files, interval=sweep_interval)
+
+    def start(self) -> None:
+        self.sweeper.start()
+        if self.worker is not None:
+            self.worker.start()
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        self.sweeper.stop()
+
+    def __enter__(self) -> Background:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,247 @@
+"""The report worker: claim a request, build it, store the file, mark it Complete.
+
+Each slot is a thread that loops claim -> build -> put -> complete. While a build
+runs, a heartbeat thread renews the lease; when a renewal or a progress write finds
+the lease gone (the request was DELETEd, or the lease expired and another worker
+took over) the build is cancelled and its file discarded. State lives in the
+catalog only, so any number of workers in any number of processes can share it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from mdr_reporting.catalog.jobs import Claim, JobQueue
+from mdr_reporting.domain.enums import RequestStatus
+from mdr_reporting.files.base import FileStore
+from mdr_reporting.files.formats import file_format
+from mdr_reporting.worker.builder import BuildCancelled, ReportBuilder
+
+__all__ = ["Worker", "new_worker_id"]
+
+log = logging.getLogger("mdr.worker")
+
+BUILD_PREFIX = "mdr-build-"
+STALE_BUILD_SECONDS = 3600
+
+
+def new_worker_id() -> str:
+    """Host, pid and a random tag: unique across restarts, readable in the catalog."""
+    return f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+class _Job:
+    """One claimed request while it builds: its cancel flag, heartbeat and progress writes."""
+
+    def __init__(self, worker: Worker, claim: Claim) -> None:
+        self.worker = worker
+        self.claim = claim
+        self.lost = threading.Event()
+        self._done = threading.Event()
+        self._last_progress = 0.0
+        self._heartbeat = threading.Thread(
+            target=self._beat, name=f"mdr-heartbeat-{claim.state.id[:8]}", daemon=True
+        )
+
+    @property
+    def request_id(self) -> str:
+        return self.claim.state.id
+
+    def cancelled(self) -> bool:
+        return self.lost.is_set() or self.worker.stopping
+
+    def progress(self, value: float) -> None:
+        now = time.monotonic()
+        if now - self._last_progress < self.worker.progress_interval and value < 1.0:
+            return
+        self._last_progress = now
+        try:
+            if not self.worker.queue.set_progress(self.request_id, self.claim.owner, value):
+                self.lost.set()
+        except Exception:  # a catalog hiccup must not fail the build; the heartbeat retries
+            log.warning("progress write for %s failed", self.request_id, exc_info=True)
+
+    def _beat(self) -> None:
+        while not self._done.wait(self.worker.heartbeat_interval):
+            try:
+                if not self.worker.queue.renew(self.request_id, self.claim.owner):
+                    self.lost.set()
+                    return
+            except Exception:
+                log.warning("lease renewal for %s failed", self.request_id, exc_info=True)
+
+    def __enter__(self) -> _Job:
+        self._heartbeat.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._done.set()
+        self._heartbeat.join()
+
+
+class Worker:
+    """Builds reports in ``concurrency`` threads until :meth:`stop`."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        files: FileStore,
+        builder: ReportBuilder,
+        *,
+        concurrency: int = 1,
+        poll_interval: float = 0.25,
+        heartbeat_interval: float | None = None,
+        progress_interval: float = 0.5,
+        retry_after: timedelta = timedelta(seconds=5),
+        work_dir: Path | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.queue = queue
+        self.files = files
+        self.builder = builder
+        self.concurrency = concurrency
+        self.poll_interval = poll_interval
+        lease_seconds = queue.lease.total_seconds()
+        self.heartbeat_interval = heartbeat_interval or max(lease_seconds / 3, 0.05)
+        self.progress_interval = progress_interval
+        self.retry_after = retry_after
+        self.work_dir = work_dir or Path(tempfile.gettempdir())
+        self.worker_id = worker_id or new_worker_id()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._remove_stale_builds()
+        for slot in range(self.concurrency):
+            thread = threading.Thread(
+                target=self._loop, args=(slot,), name=f"mdr-worker-{slot}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+        log.info("report worker %s started with %d slot(s)", self.worker_id, self.concurrency)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Cancel running builds (their requests go back to the queue) and wait for the slots."""
+        self._stop.set()
+        self._wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(deadline - time.monotonic(), 0.0))
+        self._threads.clear()
+
+    def _remove_stale_builds(self) -> None:
+        """Partial files of builds whose worker died: untouched for an hour, so not live."""
+        cutoff = time.time() - STALE_BUILD_SECONDS
+        for path in self.work_dir.glob(f"{BUILD_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+
+    def wake(self) -> None:
+        """Look for work now instead of at the next poll (e.g. right after a create)."""
+        self._wake.set()
+
+    def run_forever(self) -> None:
+        """Start, then block until :meth:`stop` is called from another thread or a signal."""
+        self.start()
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        finally:
+            self.stop()
+
+    def _loop(self, slot: int) -> None:
+        owner = f"{self.worker_id}/{slot}"
+        while not self._stop.is_set():
+            try:
+                worked = self.run_once(owner)
+            except Exception:  # the catalog is unreachable: wait and try again
+                log.exception("report worker slot %d could not claim work", slot)
+                worked = False
+            if not worked:
+                self._wake.wait(self.poll_interval)
+                self._wake.clear()
+
+    # -- one job --------------------------------------------------------------------------
+
+    def run_once(self, owner: str | None = None) -> bool:
+        """Claim and build one request; False when there was nothing to claim."""
+        claim = self.queue.claim(owner or f"{self.worker_id}/0")
+        if claim is None:
+            return False
+        self._build(claim)
+        return True
+
+    def _build(self, claim: Claim) -> None:
+        state = claim.state
+        suffix = file_format(state.spec.format).suffix
+        token = secrets.token_hex(8)
+        out_path = self.work_dir / f"{BUILD_PREFIX}{state.id}-{token}{suffix}"
+        log.info("building report %s (attempt %d)", state.id, claim.attempt)
+        with _Job(self, claim) as job:
+            try:
+                result = self.builder.build(
+                    state, out_path, progress=job.progress, cancelled=job.cancelled
+                )
+                if job.cancelled():
+                    raise BuildCancelled
+                key = f"{state.id}/{token}{suffix}"
+                size = self.files.put(key, out_path)
+                done = self.queue.complete(
+                    state.id,
+                    claim.owner,
+                    file_key=key,
+                    record_count=result.record_count,
+                    size_bytes=size,
+                )
+                if not done:  # deleted (or taken over) between the build and now
+                    self.files.delete(key)
+                    log.info("report %s was cancelled as it completed", state.id)
+                else:
+                    log.info("report %s complete: %d rows", state.id, result.record_count)
+            except BuildCancelled:
+                self._cancelled(job)
+            except Exception as exc:
+                if job.cancelled():
+                    self._cancelled(job)  # a builder may fail noisily once cancelled
+                else:
+                    self._failed(claim, exc)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    out_path.unlink()
+
+    def _cancelled(self, job: _Job) -> None:
+        if not job.lost.is_set():  # the worker is stopping: hand the request back
+            self.queue.release(job.request_id, job.claim.owner)
+            log.info("report %s handed back: the worker is stopping", job.request_id)
+        else:
+            log.info("report %s cancelled: deleted or lease lost", job.request_id)
+
+    def _failed(self, claim: Claim, exc: Exception) -> None:
+        reason = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+        outcome = self.queue.fail_attempt(
+            claim.state.id, claim.owner, reason, retry_after=self.retry_after
+        )
+        if outcome is not None and outcome.status is RequestStatus.FAILED:
+            log.error(
+                "report %s failed after %d attempts: %s", claim.state.id, outcome.attempts, reason
+            )
+        else:
+            log.warning("report %s attempt %d failed: %s", claim.state.id, claim.attempt, reason)

@@ -1,0 +1,98 @@
+"""The whole path as a user runs it: generate, ingest, serve, request, wait, download, compare.
+
+The expected file comes from the independent reference implementation of api.md
+sections 4-7 (tests/unit/reference_report.py) over the generated records.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from mdr_reporting.domain.requests import parse_v1
+from tests.acceptance.helpers import run_mdr, running_server
+from tests.unit.reference_report import reference_csv
+
+
+def test_generate_ingest_request_download_matches_the_reference(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    generated = tmp_path / "traffic.parquet"
+    made = run_mdr(
+        "generate",
+        "--records",
+        "4000",
+        "--accounts",
+        "3",
+        "--days",
+        "4",
+        "--start",
+        "2026-03-06",
+        "--seed",
+        "7",
+        "--out",
+        str(generated),
+        data_dir=None,
+    )
+    assert made.returncode == 0, made.stderr
+    loaded = run_mdr("ingest", str(generated), "--create-accounts", data_dir=data)
+    assert loaded.returncode == 0, loaded.stderr
+    key = json.loads(
+        run_mdr(
+            "admin",
+            "create-key",
+            "--account",
+            "acct-01",
+            "--scope",
+            "reports",
+            "--json",
+            data_dir=data,
+        ).stdout
+    )["key"]
+
+    body = {
+        "start_time": "2026-03-06T12:00:00",
+        "end_time": "2026-03-09T12:00:00",  # spans the US change to daylight time on 03-08
+        "timezone": "America/Chicago",
+        "record_types": [1, 3],
+        "directions": ["outbound"],
+    }
+    out = tmp_path / "report.csv"
+    with running_server(data) as url:
+        done = run_mdr(
+            "request",
+            "create",
+            "--start",
+            body["start_time"],
+            "--end",
+            body["end_time"],
+            "--timezone",
+            body["timezone"],
+            "--record-type",
+            "complete",
+            "--record-type",
+            "errors",
+            "--direction",
+            "outbound",
+            "--download",
+            str(out),
+            "--json",
+            data_dir=None,
+            env={"MDR_URL": url, "MDR_API_KEY": key},
+        )
+        assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["status"] == 2
+
+    rows = pq.read_table(generated).to_pylist()
+    files = {}
+    for row in rows:
+        files.setdefault(row["created_at"].date(), [[]])[0].append(row)
+    spec = parse_v1(body, datetime(2026, 11, 29, tzinfo=UTC))
+    expected = reference_csv(spec, ["acct-01"], files)
+    got = out.read_bytes()
+    assert got.count(b"\n") == shown["record_count"] + 1 > 100
+    assert got == expected
+    assert shown["size_bytes"] == len(got)

@@ -1,0 +1,132 @@
+"""Shared fixtures: catalogs on every configured backend, a controllable clock, the API app.
+
+Backends come from the environment: ``MDR_TEST_POSTGRES_URL`` adds PostgreSQL to
+every catalog-backed test.  With ``MDR_TEST_REQUIRE_SERVICES=1`` (set by .ci/run)
+a configured service that cannot be reached fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from mdr_reporting.api import Services, create_app
+from mdr_reporting.catalog import Catalog, KeyScope
+from mdr_reporting.catalog.store import make_engine
+from mdr_reporting.settings import Settings, load_settings
+
+POSTGRES_URL = os.environ.get("MDR_TEST_POSTGRES_URL")
+REQUIRE_SERVICES = os.environ.get("MDR_TEST_REQUIRE_SERVICES") == "1"
+CATALOG_BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
+
+
+def pytest_report_header() -> list[str]:
+    return [f"catalog backends: {', '.join(CATALOG_BACKENDS)}"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if REQUIRE_SERVICES and not POSTGRES_URL:
+        raise pytest.UsageError("MDR_TEST_REQUIRE_SERVICES=1 but MDR_TEST_POSTGRES_URL is not set")
+
+
+@dataclass
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    now: datetime = field(default_factory=lambda: datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def _postgres_schema_url() -> Iterator[str]:
+    """A fresh schema per test, reached through libpq's ``options=-csearch_path``."""
+    assert POSTGRES_URL is not None
+    schema = "t_" + secrets.token_hex(6)
+    admin = make_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as db:
+            db.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is not reachable: {exc}")
+    separator = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as db:
+            db.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture(params=CATALOG_BACKENDS)
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'catalog.db'}"
+    else:
+        yield from _postgres_schema_url()
+
+
+@pytest.fixture
+def catalog(catalog_url: str, clock: FakeClock) -> Iterator[Catalog]:
+    store = Catalog(catalog_url, clock=clock)
+    store.migrate()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, catalog_url: str) -> Settings:
+    return load_settings(
+        {
+            "data_dir": str(tmp_path / "data"),
+            "catalog_url": catalog_url,
+            "signing_secret": "test-secret-0123456789",
+        },
+        environ={},
+    )
+
+
+@dataclass
+class Api:
+    """The app in-process behind an httpx-based TestClient, plus helpers to make keys."""
+
+    client: TestClient
+    services: Services
+    catalog: Catalog
+    clock: FakeClock
+
+    def key(
+        self, account: str = "acct-a", scope: str = "reports", parent: str | None = None
+    ) -> str:
+        if self.catalog.get_account(account) is None:
+            self.catalog.create_account(account.title(), account_id=account, parent_id=parent)
+        return self.catalog.create_key(account, KeyScope(scope)).secret
+
+    def headers(self, account: str = "acct-a", scope: str = "reports") -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key(account, scope)}"}
+
+
+@pytest.fixture
+def api(settings: Settings, catalog: Catalog, clock: FakeClock) -> Iterator[Api]:
+    services = Services(settings=settings, catalog=catalog, clock=clock)
+    with TestClient(create_app(services), raise_server_exceptions=False) as client:
+        yield Api(client, services, catalog, clock)
+
+
+ApiFactory = Callable[..., Api]
