@@ -393,14 +393,14 @@ def main() -> None:
 
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     print(f"duckdb {duckdb.__version__}, pyarrow {pa.__version__}")
-    lake_root = args.workdir / "lake"
+    lake_root = args.workdir / f"{args.source}-lake"
     began = time.perf_counter()
     if args.source == "project":
         snapshot = project_lake(lake_root, args, reuse=args.reuse)
     elif args.reuse and lake_root.exists():
         snapshot = read_lake(lake_root)
     else:
-        shutil.rmtree(args.workdir, ignore_errors=True)
+        shutil.rmtree(lake_root, ignore_errors=True)
         snapshot = build_lake(
             lake_root, args.records, args.days, args.accounts, args.seed, args.row_group_rows
         )
