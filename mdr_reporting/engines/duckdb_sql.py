@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from mdr_reporting.domain.enums import STATUS_RECORD_TYPE
 from mdr_reporting.domain.query import AnyOf, NumberMatch, ReportQuery, TagMatch
+from mdr_reporting.domain.records import RECORD_COLUMNS
 from mdr_reporting.domain.zones import OffsetSpan
 
 __all__ = ["Shape", "Statement", "day_statement"]
@@ -21,6 +22,18 @@ Shape = Literal["text", "json", "typed"]
 """``text``: CSV cells; ``json``: JSON values; ``typed``: Parquet columns."""
 
 _TIMESTAMPS = ("created_at", "sent_at", "completed_at")
+_CRITERIA_COLUMNS = (
+    "id",
+    "created_at",
+    "updated_at",
+    "direction",
+    "status",
+    "connection_id",
+    "profile_id",
+    "tags",
+    "cli",
+    "cld",
+)
 _NUMBER_SQL = "lower(CASE WHEN starts_with({0}, '+') THEN {0}[2:] ELSE {0} END)"
 _MATCH_SQL = {"contains": "contains", "starts_with": "starts_with", "ends_with": "ends_with"}
 
@@ -100,6 +113,16 @@ def _columns(stmt: Statement, query: ReportQuery, spans: list[OffsetSpan], shape
     return ",\n       ".join(out)
 
 
+def _scanned(query: ReportQuery) -> str:
+    """The columns a day's statement reads: the report's and the criteria's, nothing else.
+
+    A materialized scope keeps what it selects, so ``message_body`` is left out
+    when the report does not show it.
+    """
+    needed = {*query.columns, *_CRITERIA_COLUMNS} - {"record_type"}
+    return ", ".join(name for name in RECORD_COLUMNS if name in needed)
+
+
 def _predicate(stmt: Statement, term: NumberMatch | TagMatch) -> str:
     if isinstance(term, TagMatch):
         return f"coalesce(list_has_any(tags, [{stmt.bind_list(term.tags)}]::VARCHAR[]), false)"
@@ -172,7 +195,7 @@ def day_statement(
     # which measured cheaper than a window over the wide rows or a second scan.
     stmt.sql = f"""
 WITH scoped AS MATERIALIZED (
-    SELECT *, file_index AS _file, file_row_number AS _row{numbers}
+    SELECT {_scanned(query)}, file_index AS _file, file_row_number AS _row{numbers}
     FROM {source}
     WHERE {scan}
 ),
