@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from mdr_reporting.domain.enums import STATUS_RECORD_TYPE
 from mdr_reporting.domain.query import AnyOf, NumberMatch, ReportQuery, TagMatch
+from mdr_reporting.domain.records import RECORD_COLUMNS
 from mdr_reporting.domain.zones import OffsetSpan
 
 __all__ = ["Shape", "Statement", "day_statement"]
@@ -21,6 +22,18 @@ Shape = Literal["text", "json", "typed"]
 """``text``: CSV cells; ``json``: JSON values; ``typed``: Parquet columns."""
 
 _TIMESTAMPS = ("created_at", "sent_at", "completed_at")
+_CRITERIA_COLUMNS = (
+    "id",
+    "created_at",
+    "updated_at",
+    "direction",
+    "status",
+    "connection_id",
+    "profile_id",
+    "tags",
+    "cli",
+    "cld",
+)
 _NUMBER_SQL = "lower(CASE WHEN starts_with({0}, '+') THEN {0}[2:] ELSE {0} END)"
 _MATCH_SQL = {"contains": "contains", "starts_with": "starts_with", "ends_with": "ends_with"}
 
@@ -62,8 +75,8 @@ def _timestamp_text(stmt: Statement, spans: list[OffsetSpan], column: str) -> st
     offsets = stmt.bind([s.offset_us for s in spans])
     suffixes = stmt.bind([s.suffix for s in spans])
     local = f"strftime(make_timestamp({us} + {offsets}[{index}]), '%Y-%m-%dT%H:%M:%S.%f')"
-    # isoformat() leaves out ".000000"; one strftime and a cut is cheaper than two.
-    return f"CASE WHEN {us} % 1000000 = 0 THEN {local}[:19] ELSE {local} END || {suffixes}[{index}]"
+    # isoformat() leaves out zero microseconds; the only '.' is the one before them.
+    return f"replace({local}, '.000000', '') || {suffixes}[{index}]"
 
 
 def _record_type(stmt: Statement) -> str:
@@ -88,7 +101,9 @@ def _columns(stmt: Statement, query: ReportQuery, spans: list[OffsetSpan], shape
                 "typed": "tags",
             }[shape]
         elif name in ("rate", "cost"):
-            expr = name if shape == "typed" else f"CAST({name} AS VARCHAR)"
+            # Exact decimals written with six places (the lake's scale): 0.007500, -1.500000.
+            money = f"CAST({name} AS DECIMAL(18, 6))"
+            expr = name if shape == "typed" else f"CAST({money} AS VARCHAR)"
         elif name in ("parts", "media_size_bytes") or shape != "text":
             expr = name
         else:
@@ -96,6 +111,16 @@ def _columns(stmt: Statement, query: ReportQuery, spans: list[OffsetSpan], shape
             expr = f"nullif({name}, '')"
         out.append(f'{expr} AS "{name}"')
     return ",\n       ".join(out)
+
+
+def _scanned(query: ReportQuery) -> str:
+    """The columns a day's statement reads: the report's and the criteria's, nothing else.
+
+    A materialized scope keeps what it selects, so ``message_body`` is left out
+    when the report does not show it.
+    """
+    needed = {*query.columns, *_CRITERIA_COLUMNS} - {"record_type"}
+    return ", ".join(name for name in RECORD_COLUMNS if name in needed)
 
 
 def _predicate(stmt: Statement, term: NumberMatch | TagMatch) -> str:
@@ -164,12 +189,13 @@ def day_statement(
         f",\n           {_NUMBER_SQL.format(name)} AS _{name}" for name in sorted(used)
     )
     where = "WHERE " + "\n  AND ".join(criteria) if criteria else ""
-    # Latest version: no other version of the id is newer, or as new and listed earlier.
+    # Latest version: no other version of the id is newer, or as new and listed earlier
+    # (a row comparison: updated_at, then file order and row order, reversed).
     # The day's rows are decoded once (MATERIALIZED) and anti-joined with themselves,
     # which measured cheaper than a window over the wide rows or a second scan.
     stmt.sql = f"""
 WITH scoped AS MATERIALIZED (
-    SELECT *, file_index AS _file, file_row_number AS _row{numbers}
+    SELECT {_scanned(query)}, file_index AS _file, file_row_number AS _row{numbers}
     FROM {source}
     WHERE {scan}
 ),
@@ -179,9 +205,7 @@ latest AS (
     WHERE NOT EXISTS (
         SELECT 1 FROM scoped AS v
         WHERE v.id = s.id
-          AND (v.updated_at > s.updated_at
-               OR (v.updated_at = s.updated_at
-                   AND (v._file < s._file OR (v._file = s._file AND v._row < s._row))))
+          AND (v.updated_at, -v._file::BIGINT, -v._row) > (s.updated_at, -s._file::BIGINT, -s._row)
     )
 )
 SELECT {columns}

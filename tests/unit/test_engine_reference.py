@@ -6,7 +6,6 @@ import csv
 import io
 import os
 import random
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -46,12 +45,28 @@ ENGINE = DuckDBEngine(memory_limit="256MB", threads=2)
 PHASES = tuple(p for p in Phase if not (os.environ.get("MDR_TEST_NO_SHRINK") and p == Phase.shrink))
 
 
-@dataclass
 class Case:
-    layout_rng: random.Random
-    request: ReportRequest
-    accounts: tuple[str, ...]
-    messages: list[list[Record]]
+    """One randomized case; a plain class so that a failure prints the short repr."""
+
+    def __init__(
+        self,
+        seed: int,
+        layout_rng: random.Random,
+        request: ReportRequest,
+        accounts: tuple[str, ...],
+        messages: list[list[Record]],
+    ) -> None:
+        self.seed = seed
+        self.layout_rng = layout_rng
+        self.request = request
+        self.accounts = accounts
+        self.messages = messages
+
+    def __repr__(self) -> str:
+        return (
+            f"Case(seed={self.seed}, messages={len(self.messages)}, "
+            f"accounts={self.accounts}, request={self.request})"
+        )
 
 
 def number_value(rng: random.Random, match: str) -> str:
@@ -125,7 +140,8 @@ def _restriction(rng: random.Random, values: tuple[str, ...]) -> tuple[str, ...]
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
     """Hypothesis picks the seed, zone and anchor; a seeded generator makes the rest."""
-    rng = random.Random(draw(st.integers(0, 2**64)))
+    seed = draw(st.integers(0, 2**64))
+    rng = random.Random(seed)
     anchor = draw(st.sampled_from(transition_anchors()))
     messages = records(rng, anchor, 0 if rng.random() < 0.03 else rng.randint(1, 150))
     created = sorted({versions[0]["created_at"] for versions in messages})
@@ -142,7 +158,7 @@ def cases(draw: st.DrawFn) -> Case:
         include_message_body=rng.random() < 0.5,
     )
     accounts = _some_or_all(rng, ("acc-1", "acc-2", "acc-3", "acc-9"))
-    return Case(random.Random(rng.random()), request, accounts, messages)
+    return Case(seed, random.Random(rng.random()), request, accounts, messages)
 
 
 @settings(

@@ -480,3 +480,16 @@ def test_files_without_statistics_still_get_the_right_offsets(tmp_path: Path) ->
     (row,) = build(tmp_path, snapshot, dataclasses.replace(req, timezone="America/Chicago"))
     assert row["created_at"] == "2024-11-03T01:30:00-05:00"
     assert row["completed_at"] == "2024-11-03T01:30:00-06:00"
+
+
+def test_decimals_always_have_six_places(tmp_path: Path) -> None:
+    """Even from a file whose writer chose another scale."""
+    schema = RECORD_SCHEMA.set(
+        RECORD_SCHEMA.get_field_index("rate"), pa.field("rate", pa.decimal128(12, 2))
+    )
+    row = rec("m", rate=Decimal("-1.50"), cost=Decimal("0.000001"))
+    path = tmp_path / "scaled.parquet"
+    pq.write_table(pa.Table.from_pylist([row], schema), path)
+    snapshot = Snapshot(1, {row["created_at"].date(): (str(path),)})
+    (out,) = build(tmp_path, snapshot, request())
+    assert (out["rate"], out["cost"]) == ("-1.500000", "0.000001")
