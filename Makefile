@@ -38,6 +38,7 @@ unit: $(VENV)/.dev
 	$(BIN)/pytest tests/unit
 
 bench: $(VENV)/.dev
+	$(PIP) -e '.[dev,bench]'
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/report.py
 

@@ -131,6 +131,37 @@ def http_batches(workdir: Path, rows: int) -> tuple[float, float]:
     return rate, median
 
 
+def delta_baseline(workdir: Path, parquet: Path, rows: int = 1_000_000) -> tuple[float, float]:
+    """The issue's named baseline: a plain Delta Lake append (deltalake) of the same rows,
+    1M rows at once (rows/s) and 1k-row appends (median ms), with no validation or layout."""
+    try:
+        from deltalake import write_deltalake
+    except ImportError:
+        raise SystemExit(
+            "the baseline needs deltalake: .venv/bin/pip install -e '.[bench]'"
+        ) from None
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(parquet).slice(0, rows + 100_000)
+    target = workdir / "delta-baseline"
+    shutil.rmtree(target, ignore_errors=True)
+    started = time.perf_counter()
+    write_deltalake(str(target), table.slice(0, rows), mode="append")
+    rate = rows / (time.perf_counter() - started)
+    latencies = []
+    for i in range(100):
+        piece = table.slice(rows + i * 1000, 1000)
+        started = time.perf_counter()
+        write_deltalake(str(target), piece, mode="append")
+        latencies.append(time.perf_counter() - started)
+    median = statistics.median(latencies) * 1000
+    print(
+        f"baseline: plain Delta append of {rows:,} rows = {rate:,.0f} rows/s; "
+        f"1k-row append median {median:.1f} ms"
+    )
+    return rate, median
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=10_000_000)
@@ -141,10 +172,16 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     print(f"machine: {os.cpu_count()} CPUs; records {args.records:,}")
     parquet = generated(args.workdir, args.records, ".parquet")
-    file_import(args.workdir, parquet)
+    delta_rate, delta_median = delta_baseline(args.workdir, parquet)
+    parquet_rate = file_import(args.workdir, parquet)
     if not args.skip_ndjson:
         file_import(args.workdir, generated(args.workdir, args.records, ".ndjson"))
-    http_batches(args.workdir, args.http_rows)
+    http_rate, http_median = http_batches(args.workdir, args.http_rows)
+    print(
+        f"ratios to the Delta baseline: Parquet import {parquet_rate / delta_rate:.2f}x its "
+        f"rows/s, HTTP 10k batches {http_rate / delta_rate:.2f}x, 1k-row HTTP batch "
+        f"{http_median / delta_median:.2f}x its latency"
+    )
 
 
 if __name__ == "__main__":
