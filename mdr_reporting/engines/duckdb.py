@@ -9,6 +9,7 @@ bounded by DuckDB's ``memory_limit`` and the size of a day, not by the report.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 import threading
@@ -37,6 +38,8 @@ from mdr_reporting.engines.outputs import Assembler, assembler_for
 from mdr_reporting.lake.base import Snapshot
 
 __all__ = ["DuckDBEngine"]
+
+log = logging.getLogger("mdr.engine")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIMESTAMP_COLUMNS = ("created_at", "sent_at", "completed_at")
@@ -168,6 +171,10 @@ class _Days:
         self.local = threading.local()
         self.cursors: list[duckdb.DuckDBPyConnection] = []
         self.lock = threading.Lock()
+        # Days share the memory limit; a day that runs out of it is built again alone.
+        self.slots = threading.Semaphore(self.parallel)
+        self.solo = threading.Lock()
+        self.crowded = False  # set once a day ran out of memory: later days run alone
 
     def __enter__(self) -> _Days:
         return self
@@ -233,13 +240,35 @@ class _Days:
             cursor = self._cursor()
             low, high = _timestamp_range(files) or _scanned_range(cursor, files)
             stmt = day_statement(self.query, files, offset_spans(self.zone, low, high), self.shape)
-            result = cursor.execute(
-                f"COPY ({stmt.sql}) TO '{target}' ({self.options})", stmt.params
-            ).fetchone()
+            sql = f"COPY ({stmt.sql}) TO '{target}' ({self.options})"
+            oom = self.crowded
+            if not oom:
+                with self.slots:
+                    try:
+                        result = self._copy(cursor, sql, stmt.params)
+                    except duckdb.OutOfMemoryException:
+                        log.info("day %d ran out of memory beside another; it runs alone", index)
+                        self.crowded = oom = True
+            if oom:
+                result = self._alone(cursor, sql, stmt.params)
         except (OSError, duckdb.Error):
             _check_files(files)  # a file that vanished meanwhile is SnapshotFileMissing
             raise
         return (int(result[0]) if result else 0), part
+
+    def _copy(self, cursor: duckdb.DuckDBPyConnection, sql: str, params: Any) -> Any:
+        return cursor.execute(sql, params).fetchone()
+
+    def _alone(self, cursor: duckdb.DuckDBPyConnection, sql: str, params: Any) -> Any:
+        """Run with every slot held, so no other day competes for the memory limit."""
+        with self.solo:
+            for _ in range(self.parallel):
+                self.slots.acquire()
+            try:
+                return self._copy(cursor, sql, params)
+            finally:
+                for _ in range(self.parallel):
+                    self.slots.release()
 
 
 def _check_files(files: tuple[str, ...]) -> None:
