@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -29,6 +30,22 @@ def run_mdr(
         timeout=120,
         check=False,
     )
+
+
+def reports_key(data_dir: Path, account: str) -> str:
+    """A new `reports` key of ``account``, made with `mdr admin create-key --json`."""
+    made = run_mdr(
+        "admin",
+        "create-key",
+        "--account",
+        account,
+        "--scope",
+        "reports",
+        "--json",
+        data_dir=data_dir,
+    )
+    assert made.returncode == 0, made.stderr
+    return str(json.loads(made.stdout)["key"])
 
 
 def free_port() -> int:

@@ -5,24 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.acceptance.helpers import run_mdr, running_server
+from tests.acceptance.helpers import reports_key, run_mdr, running_server
 
 
 def test_request_create_get_list_delete(tmp_path: Path) -> None:
     data = tmp_path / "data"
     run_mdr("admin", "create-account", "Acme", "--id", "acct-01", data_dir=data)
-    key = json.loads(
-        run_mdr(
-            "admin",
-            "create-key",
-            "--account",
-            "acct-01",
-            "--scope",
-            "reports",
-            "--json",
-            data_dir=data,
-        ).stdout
-    )["key"]
+    key = reports_key(data, "acct-01")
     with running_server(data) as url:
         env = {"MDR_URL": url, "MDR_API_KEY": key}
         made = run_mdr(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from mdr_reporting.domain.requests import parse_v1
-from tests.acceptance.helpers import run_mdr, running_server
+from tests.acceptance.helpers import reports_key, run_mdr, running_server
 from tests.unit.reference_report import reference_csv
 
 
@@ -39,18 +39,7 @@ def test_generate_ingest_request_download_matches_the_reference(tmp_path: Path) 
     assert made.returncode == 0, made.stderr
     loaded = run_mdr("ingest", str(generated), "--create-accounts", data_dir=data)
     assert loaded.returncode == 0, loaded.stderr
-    key = json.loads(
-        run_mdr(
-            "admin",
-            "create-key",
-            "--account",
-            "acct-01",
-            "--scope",
-            "reports",
-            "--json",
-            data_dir=data,
-        ).stdout
-    )["key"]
+    key = reports_key(data, "acct-01")
 
     body = {
         "start_time": "2026-03-06T12:00:00",
