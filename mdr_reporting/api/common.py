@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from mdr_reporting.api.auth import require_scope
+from mdr_reporting.api.body import read_json
 from mdr_reporting.api.schemas import ErrorEnvelope
-from mdr_reporting.catalog import KeyScope
+from mdr_reporting.catalog import ApiKey, KeyScope
 from mdr_reporting.domain.errors import InvalidInput
+from mdr_reporting.domain.requests import ReportRequest, RequestState
 
-__all__ = ["error_responses", "idempotency_key", "json_body", "reports_key"]
+__all__ = ["Surface", "error_responses", "idempotency_key", "json_body", "reports_key"]
 
 reports_key = require_scope(KeyScope.REPORTS)
 
@@ -57,3 +63,45 @@ def idempotency_key(request: Request) -> str | None:
             "Idempotency-Key must be 1 to 255 characters", parameter="Idempotency-Key"
         )
     return value
+
+
+@dataclass(frozen=True)
+class Surface:
+    """One spelling of the request resource: how a body is parsed and an object rendered.
+
+    Both surfaces run the same four operations; only parsing and rendering differ.
+    """
+
+    name: str
+    parse: Callable[[Any, datetime], ReportRequest]
+    render: Callable[[RequestState, str | None], dict[str, Any]]
+
+    async def create(self, request: Request, key: ApiKey) -> dict[str, Any]:
+        services = request.app.state.services
+        body = await read_json(request)
+        spec = self.parse(body, services.clock())
+        state = await run_in_threadpool(
+            lambda: services.requests.create(
+                key, spec, idempotency_key=idempotency_key(request), surface=self.name, body=body
+            )
+        )
+        return self.render(state, services.report_url(state))
+
+    async def page(
+        self, request: Request, key: ApiKey, *, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        services = request.app.state.services
+        items, total = await run_in_threadpool(
+            lambda: services.requests.list(key, offset=offset, limit=limit)
+        )
+        return [self.render(s, services.report_url(s)) for s in items], total
+
+    async def get(self, request: Request, key: ApiKey, request_id: str) -> dict[str, Any]:
+        services = request.app.state.services
+        state = await run_in_threadpool(services.requests.get, key, request_id)
+        return self.render(state, services.report_url(state))
+
+    async def delete(self, request: Request, key: ApiKey, request_id: str) -> dict[str, Any]:
+        services = request.app.state.services
+        state = await run_in_threadpool(services.requests.delete, key, request_id)
+        return self.render(state, None)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from mdr_reporting.api.body import read_json
-from mdr_reporting.api.common import error_responses, idempotency_key, json_body, reports_key
+from mdr_reporting.api.common import Surface, error_responses, json_body, reports_key
 from mdr_reporting.api.schemas import V1CreateBody, V1Request
 from mdr_reporting.api.views import v1_view
 from mdr_reporting.catalog import ApiKey
@@ -16,6 +14,7 @@ from mdr_reporting.domain.requests import parse_v1
 __all__ = ["router"]
 
 router = APIRouter(prefix="/reporting/mdr_requests", tags=["MDR requests (v1)"])
+V1 = Surface("v1", parse_v1, v1_view)
 
 
 @router.post(
@@ -25,15 +24,7 @@ router = APIRouter(prefix="/reporting/mdr_requests", tags=["MDR requests (v1)"])
     openapi_extra=json_body(V1CreateBody),
 )
 async def create(request: Request, key: ApiKey = Depends(reports_key)) -> JSONResponse:
-    services = request.app.state.services
-    body = await read_json(request)
-    spec = parse_v1(body, services.clock())
-    state = await run_in_threadpool(
-        lambda: services.requests.create(
-            key, spec, idempotency_key=idempotency_key(request), surface="v1", body=body
-        )
-    )
-    return JSONResponse(v1_view(state, services.report_url(state)))
+    return JSONResponse(await V1.create(request, key))
 
 
 @router.get(
@@ -47,14 +38,8 @@ async def list_requests(
     page: int = Query(1, ge=1, le=1_000_000),
     per_page: int = Query(100, ge=1, le=1000),
 ) -> JSONResponse:
-    services = request.app.state.services
-    items, total = await run_in_threadpool(
-        lambda: services.requests.list(key, offset=(page - 1) * per_page, limit=per_page)
-    )
-    return JSONResponse(
-        [v1_view(s, services.report_url(s)) for s in items],
-        headers={"X-Total-Count": str(total)},
-    )
+    items, total = await V1.page(request, key, offset=(page - 1) * per_page, limit=per_page)
+    return JSONResponse(items, headers={"X-Total-Count": str(total)})
 
 
 @router.get(
@@ -65,9 +50,7 @@ async def list_requests(
 async def get(
     request_id: str, request: Request, key: ApiKey = Depends(reports_key)
 ) -> JSONResponse:
-    services = request.app.state.services
-    state = await run_in_threadpool(services.requests.get, key, request_id)
-    return JSONResponse(v1_view(state, services.report_url(state)))
+    return JSONResponse(await V1.get(request, key, request_id))
 
 
 @router.delete(
@@ -78,6 +61,4 @@ async def get(
 async def delete(
     request_id: str, request: Request, key: ApiKey = Depends(reports_key)
 ) -> JSONResponse:
-    services = request.app.state.services
-    state = await run_in_threadpool(services.requests.delete, key, request_id)
-    return JSONResponse(v1_view(state))
+    return JSONResponse(await V1.delete(request, key, request_id))

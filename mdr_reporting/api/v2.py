@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from mdr_reporting.api.body import read_json
-from mdr_reporting.api.common import error_responses, idempotency_key, json_body, reports_key
+from mdr_reporting.api.common import Surface, error_responses, json_body, reports_key
 from mdr_reporting.api.schemas import V2CreateBody, V2Envelope, V2ListEnvelope
 from mdr_reporting.api.views import v2_view
 from mdr_reporting.catalog import ApiKey
@@ -19,6 +17,7 @@ router = APIRouter(
     prefix="/v2/legacy/reporting/batch_detail_records/messaging",
     tags=["MDR requests (v2 legacy)"],
 )
+V2 = Surface("v2", parse_v2, v2_view)
 
 
 @router.post(
@@ -28,15 +27,7 @@ router = APIRouter(
     openapi_extra=json_body(V2CreateBody),
 )
 async def create(request: Request, key: ApiKey = Depends(reports_key)) -> JSONResponse:
-    services = request.app.state.services
-    body = await read_json(request)
-    spec = parse_v2(body, services.clock())
-    state = await run_in_threadpool(
-        lambda: services.requests.create(
-            key, spec, idempotency_key=idempotency_key(request), surface="v2", body=body
-        )
-    )
-    return JSONResponse({"data": v2_view(state, services.report_url(state))})
+    return JSONResponse({"data": await V2.create(request, key)})
 
 
 @router.get(
@@ -50,9 +41,8 @@ async def list_requests(
     page_number: int = Query(1, alias="page[number]", ge=1, le=1_000_000),
     page_size: int = Query(20, alias="page[size]", ge=1, le=250),
 ) -> JSONResponse:
-    services = request.app.state.services
-    items, total = await run_in_threadpool(
-        lambda: services.requests.list(key, offset=(page_number - 1) * page_size, limit=page_size)
+    items, total = await V2.page(
+        request, key, offset=(page_number - 1) * page_size, limit=page_size
     )
     meta = {
         "page_number": page_number,
@@ -60,7 +50,7 @@ async def list_requests(
         "total_pages": (total + page_size - 1) // page_size,
         "total_results": total,
     }
-    return JSONResponse({"data": [v2_view(s, services.report_url(s)) for s in items], "meta": meta})
+    return JSONResponse({"data": items, "meta": meta})
 
 
 @router.get(
@@ -71,9 +61,7 @@ async def list_requests(
 async def get(
     request_id: str, request: Request, key: ApiKey = Depends(reports_key)
 ) -> JSONResponse:
-    services = request.app.state.services
-    state = await run_in_threadpool(services.requests.get, key, request_id)
-    return JSONResponse({"data": v2_view(state, services.report_url(state))})
+    return JSONResponse({"data": await V2.get(request, key, request_id)})
 
 
 @router.delete(
@@ -84,6 +72,4 @@ async def get(
 async def delete(
     request_id: str, request: Request, key: ApiKey = Depends(reports_key)
 ) -> JSONResponse:
-    services = request.app.state.services
-    state = await run_in_threadpool(services.requests.delete, key, request_id)
-    return JSONResponse({"data": v2_view(state)})
+    return JSONResponse({"data": await V2.delete(request, key, request_id)})

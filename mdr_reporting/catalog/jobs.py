@@ -235,38 +235,35 @@ class JobQueue:
     def expire_due(self, limit: int = 500) -> list[tuple[str, str | None]]:
         """Mark Complete requests past ``expires_at`` Expired; returns (id, file key) of each."""
         now = self._now()
-        query = (
-            sa.select(requests.c.id, requests.c.file_key)
-            .where(
+        return self._take_files(
+            [
                 requests.c.status == int(RequestStatus.COMPLETE),
                 requests.c.expires_at <= now,
-            )
-            .limit(limit)
+            ],
+            {"status": int(RequestStatus.EXPIRED), "file_key": None, "updated_at": now},
+            limit,
         )
-        with self.catalog.transaction() as db:
-            rows = db.execute(_locked(query, db)).all()
-            if rows:
-                db.execute(
-                    requests.update()
-                    .where(requests.c.id.in_([r.id for r in rows]))
-                    .values(status=int(RequestStatus.EXPIRED), file_key=None, updated_at=now)
-                )
-        return [(r.id, r.file_key) for r in rows]
 
     def purge_deleted(self, limit: int = 500) -> list[tuple[str, str | None]]:
         """Forget the files of deleted requests; returns (id, file key) of each to delete."""
-        query = (
-            sa.select(requests.c.id, requests.c.file_key)
-            .where(requests.c.deleted_at.is_not(None), requests.c.file_key.is_not(None))
-            .limit(limit)
+        return self._take_files(
+            [requests.c.deleted_at.is_not(None), requests.c.file_key.is_not(None)],
+            {"file_key": None},
+            limit,
         )
+
+    def _take_files(
+        self, where: list[Any], values: dict[str, Any], limit: int
+    ) -> list[tuple[str, str | None]]:
+        """Lock up to ``limit`` matching rows, update them, and return their (id, file key)."""
+        query = sa.select(requests.c.id, requests.c.file_key).where(*where).limit(limit)
         with self.catalog.transaction() as db:
             rows = db.execute(_locked(query, db)).all()
             if rows:
                 db.execute(
                     requests.update()
                     .where(requests.c.id.in_([r.id for r in rows]))
-                    .values(file_key=None)
+                    .values(**values)
                 )
         return [(r.id, r.file_key) for r in rows]
 
