@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
+import pyarrow as pa
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -98,8 +100,10 @@ def _ingest_one(ingestor: Ingestor, path: str, create_accounts: bool, console: C
         return False
     except MdrError as exc:
         fail(f"{path}: {exc.detail}")
-    except (OSError, ValueError) as exc:
-        fail(f"{path}: cannot read: {exc}")
+    except EOFError:
+        fail(f"{path}: cannot read: the file ends early (truncated?); nothing was stored")
+    except (OSError, ValueError, zlib.error, pa.ArrowException) as exc:
+        fail(f"{path}: cannot read: {exc}; nothing was stored")
     click.echo(
         f"{path}: {result.rows:,} rows in {seconds:.1f} s ({result.rows / max(seconds, 1e-9):,.0f}"
         f" rows/s); {result.stored:,} new versions stored (lake version {result.version})"

@@ -11,8 +11,9 @@ each naming the line, the field and the reason.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +21,7 @@ import pyarrow.compute as pc
 
 from mdr_reporting.domain.enums import DIRECTIONS, STATUS_RECORD_TYPE
 from mdr_reporting.domain.records import MONEY, RECORD_COLUMNS, RECORD_SCHEMA, TIMESTAMP
+from mdr_reporting.domain.times import MAX_YEAR, MIN_YEAR
 
 __all__ = [
     "MAX_PROBLEMS",
@@ -35,6 +37,10 @@ MAX_ID_LENGTH = 64
 MESSAGE_TYPES = ("SMS", "MMS")
 STATUSES = tuple(STATUS_RECORD_TYPE)
 _LOCATE_CHUNK = 2048
+_UNIX = datetime(1970, 1, 1, tzinfo=UTC)
+# Record timestamps follow the year bounds of requests (a report converts them to any zone).
+_FIRST_MICROS = int((datetime(MIN_YEAR, 1, 1, tzinfo=UTC) - _UNIX).total_seconds()) * 1_000_000
+_PAST_MICROS = int((datetime(MAX_YEAR + 1, 1, 1, tzinfo=UTC) - _UNIX).total_seconds()) * 1_000_000
 
 _TIMESTAMPS = ("created_at", "updated_at", "sent_at", "completed_at")
 _MONEY = ("rate", "cost")
@@ -92,6 +98,7 @@ class _Problems:
 
     raw: pa.Table
     prior: Mapping[tuple[int, str], str]
+    unread: Collection[int] = ()
     found: list[tuple[int, int, str, str]] = field(default_factory=list)
     count: int = 0
     bad_rows: set[tuple[int, str]] = field(default_factory=set)
@@ -105,7 +112,12 @@ class _Problems:
         rows = pc.indices_nonzero(mask).slice(0, MAX_PROBLEMS + len(self.prior)).to_pylist()
         column = self.raw.column(name) if show_value and name in self.raw.column_names else None
         for row in rows:
-            if (row, name) in self.prior or (row, "") in self.prior or (row, name) in self.bad_rows:
+            if (
+                (row, name) in self.prior
+                or (row, "") in self.prior
+                or (row, name) in self.bad_rows
+                or row in self.unread
+            ):
                 self.count -= 1
                 continue
             self.bad_rows.add((row, name))
@@ -127,17 +139,20 @@ def validate_records(
     line_of: Callable[[int], int] | None = None,
     first_line: int = 1,
     prior: Mapping[tuple[int, str], str] | None = None,
+    unread: Collection[int] = (),
 ) -> Validated:
     """Check and convert ``raw`` into RECORD_SCHEMA.
 
     ``line_of`` maps a 0-based row to its line (default ``first_line + row``);
     ``prior`` holds problems a reader already found, keyed by (row, field), which
-    win over what this function would say about the same cell.
+    win over what this function would say about the same cell; ``unread`` rows could
+    not be read at all (their problem is in ``prior``), so nothing else is said of them.
     """
     prior = dict(prior or {})
     line_of = line_of or (lambda row: first_line + row)
     n = raw.num_rows
-    problems = _Problems(raw, prior)
+    problems = _Problems(raw, prior, frozenset(unread))
+    raw = problems.raw = _valid_text(raw, problems)
     unknown = [name for name in raw.column_names if name not in _FIELD_ORDER]
     for name in unknown:
         problems.add(name, pc.is_valid(raw.column(name)), "unknown field", show_value=False)
@@ -165,6 +180,12 @@ def validate_records(
 
     for name in _TIMESTAMPS:
         columns[name] = _convert(raw, name, n, TIMESTAMP, problems, "must be ISO 8601 with offset")
+        micros = pc.cast(columns[name], pa.int64())
+        problems.add(
+            name,
+            pc.or_(pc.less(micros, _FIRST_MICROS), pc.greater_equal(micros, _PAST_MICROS)),
+            f"must be in the years {MIN_YEAR} to {MAX_YEAR}",
+        )
     problems.add("created_at", pc.is_null(_column(raw, "created_at", n)), "is required")
     columns["updated_at"] = pc.coalesce(columns["updated_at"], _latest(columns))
 
@@ -204,6 +225,32 @@ def validate_records(
         return _failed(problems, prior, line_of)
     table = pa.table([columns[name] for name in RECORD_COLUMNS], schema=RECORD_SCHEMA)
     return Validated(table)
+
+
+def _valid_text(raw: pa.Table, problems: _Problems) -> pa.Table:
+    """Text cells that are not UTF-8 (Parquet and CSV readers pass bytes through) become
+    problems and nulls, before anything reads them as text."""
+    for index, name in enumerate(raw.column_names):
+        column = raw.column(index)
+        kind = column.type.value_type if pa.types.is_list(column.type) else column.type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+            continue
+        try:
+            column.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        bad = np.zeros(len(column), dtype=bool)
+        for row in range(len(column)):
+            try:
+                column.slice(row, 1).validate(full=True)
+            except pa.ArrowInvalid:
+                bad[row] = True
+        mask = pa.array(bad)
+        problems.add(name, mask, "is not valid UTF-8 text", show_value=False)
+        cleaned = pc.if_else(mask, pa.nulls(len(column), column.type), column)
+        raw = raw.set_column(index, raw.field(index), cleaned)
+    return raw
 
 
 def _latest(columns: Mapping[str, pa.Array]) -> pa.Array:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import orjson
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.json as pjson
@@ -65,13 +67,15 @@ _FAST_JSON_SCHEMA = pa.schema(
 @dataclass(frozen=True)
 class RawChunk:
     """Rows as read, before validation; ``prior`` holds problems the reader found,
-    keyed by (row, field), with field ``""`` for a row that could not be read at all."""
+    keyed by (row, field), with field ``""`` for a row that could not be read at all
+    (or the field that made it unreadable: such rows are in ``unread``)."""
 
     table: pa.Table
     first_line: int = 1
     line_map: Callable[[int], int] | None = None
     prior: dict[tuple[int, str], str] = field(default_factory=dict)
     consumed: int = 0  # bytes (text) or rows (Parquet) of the source this chunk used up
+    unread: frozenset[int] = frozenset()
 
     def line_of(self, row: int) -> int:
         return self.line_map(row) if self.line_map else self.first_line + row
@@ -79,9 +83,15 @@ class RawChunk:
 
 # -- JSON ---------------------------------------------------------------------------------
 
+# A line that does not start with "{" (or is not empty): the fast reader is never shown it
+# (Arrow's JSON reader crashes the process on a block that starts with ``null``).
+_ODD_LINE = re.compile(rb"\n[^{\n]")
+
 
 def parse_ndjson(data: bytes, first_line: int = 1) -> RawChunk:
     """One block of NDJSON (whole lines); blank lines are allowed and skipped."""
+    if not _fast_safe(data):
+        return _ndjson_exact(data, first_line, len(data))
     try:
         table = pjson.read_json(
             io.BytesIO(data),
@@ -90,7 +100,11 @@ def parse_ndjson(data: bytes, first_line: int = 1) -> RawChunk:
                 explicit_schema=_FAST_JSON_SCHEMA, unexpected_field_behavior="error"
             ),
         )
+        table.validate(full=True)  # text that is not UTF-8 (or a lone surrogate) fails here
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return _ndjson_exact(data, first_line, len(data))
+    objects = data.count(b"\n{") + (data[:1] == b"{")  # lines that hold a record
+    if table.num_rows != objects:  # two values on one line: the exact path names it
         return _ndjson_exact(data, first_line, len(data))
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") or not data else 1)
     line_map = None
@@ -100,42 +114,163 @@ def parse_ndjson(data: bytes, first_line: int = 1) -> RawChunk:
     return RawChunk(table, first_line, line_map, consumed=len(data))
 
 
+def _fast_safe(data: bytes) -> bool:
+    """Whether every line is empty or starts with "{": the only input handed to Arrow."""
+    return data[:1] in (b"{", b"\n") and _ODD_LINE.search(data) is None
+
+
 def _ndjson_exact(data: bytes, first_line: int, consumed: int) -> RawChunk:
     rows: list[Any] = []
     numbers: list[int] = []
     prior: dict[tuple[int, str], str] = {}
+    unread: set[int] = set()
     for i, line in enumerate(data.split(b"\n")):
         if not line.strip():
             continue
         numbers.append(first_line + i)
         try:
-            rows.append(_loads(line))
-        except (ValueError, UnicodeDecodeError) as exc:
-            prior[(len(rows), "")] = f"not valid JSON: {exc}"
-            rows.append(None)
+            rows.append(load_json(line))
+        except BadJson as bad:
+            prior[(len(rows), bad.field)] = bad.reason
+            unread.add(len(rows))
+            rows.append(_UNREAD)
     table, found = rows_to_table(rows)
-    return RawChunk(table, first_line, numbers.__getitem__, {**found, **prior}, consumed)
+    return RawChunk(
+        table, first_line, numbers.__getitem__, {**found, **prior}, consumed, frozenset(unread)
+    )
 
 
 def parse_json_array(data: bytes) -> RawChunk:
     """A JSON array of record objects; "line" is the 1-based position in the array."""
     try:
-        value = _loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        table, _ = rows_to_table([None])
-        return RawChunk(table, prior={(0, ""): f"the body is not valid JSON: {exc}"})
+        value = load_json(data, nested=True)
+    except BadJson as bad:
+        return _unread(bad.row, bad.field, bad.reason)
     if not isinstance(value, list):
-        table, _ = rows_to_table([None])
-        return RawChunk(table, prior={(0, ""): "expected a JSON array of records, or NDJSON"})
+        return _unread(0, "", "expected a JSON array of records, or NDJSON")
+    if not value:
+        return _unread(0, "", "the array is empty: send at least one record")
     table, prior = rows_to_table(value)
     return RawChunk(table, 1, None, prior, len(data))
 
 
-def _loads(text: bytes) -> Any:
-    def constant(name: str) -> Any:
-        raise ValueError(f"{name} is not a number JSON allows")
+def _unread(row: int, field: str, reason: str) -> RawChunk:
+    """A chunk that stands for input that could not be read: one problem, nothing else."""
+    table, _ = rows_to_table([_UNREAD] * (row + 1))
+    return RawChunk(table, 1, None, {(row, field): reason}, 0, frozenset(range(row + 1)))
 
-    return json.loads(text, parse_float=Decimal, parse_constant=constant)
+
+class BadJson(ValueError):
+    """A JSON text that cannot be read; ``row``/``field`` locate it when they are known."""
+
+    def __init__(self, reason: str, field: str = "", row: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+        self.row = row
+
+
+_TEXT_CHECK_DEPTH = 8  # a record is an object holding at most a list of strings
+
+
+def load_json(text: bytes, *, nested: bool = False) -> Any:
+    """One JSON value, read safely: orjson first, which refuses bytes that are not UTF-8,
+    lone surrogates and deep nesting; numbers with a fraction (or past 64 bits) are then
+    read again by :mod:`json` with exact decimals. ``nested``: ``text`` is an array of
+    records, so a problem is located by its position (``row``) too."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return _load_slowly(text, str(exc), nested)
+    if not _has_float(value, nested):
+        return value
+    return _load_slowly(text, None, nested)
+
+
+def _load_slowly(text: bytes, refused: str | None, nested: bool) -> Any:
+    """Python's parser: exact decimals, and the field that holds bad text named."""
+    try:
+        decoded, not_utf8 = text.decode("utf-8"), False
+    except UnicodeDecodeError:
+        decoded, not_utf8 = text.decode("utf-8", "surrogateescape"), True
+    if refused is not None and "depth" in refused:
+        raise BadJson(f"not valid JSON: nested too deeply ({refused})")
+    try:
+        value = json.loads(decoded, parse_float=Decimal, parse_constant=_constant)
+    except RecursionError:
+        raise BadJson("not valid JSON: nested too deeply") from None
+    except ValueError as exc:
+        raise BadJson(f"not valid JSON: {refused or exc}") from None
+    where = _bad_text(value)
+    if where is not None:
+        row, field = (where[0], where[1:]) if nested and where else (0, where)
+        name = str(field[0]) if field and _valid_text(str(field[0])) else ""
+        if not_utf8:
+            raise BadJson("is not valid UTF-8 text", name, int(row))
+        raise BadJson("holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text", name, int(row))
+    if refused is not None and not _numbers_only(refused):
+        raise BadJson(f"not valid JSON: {refused}")
+    return value
+
+
+def _numbers_only(message: str) -> bool:
+    """orjson refused only a number that Python reads exactly (e.g. 1e400)."""
+    return message.startswith("number")
+
+
+def _constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _has_float(value: Any, nested: bool) -> bool:
+    """Whether a record (or, ``nested``, any record of a list) holds a float at its top
+    level or in a list there: the only places where a number is ever read."""
+    if nested and isinstance(value, list):
+        return any(_has_float(item, False) for item in value)
+    if not isinstance(value, dict):
+        return False
+    for item in value.values():
+        if isinstance(item, float):
+            return True
+        if isinstance(item, list) and any(isinstance(x, float) for x in item):
+            return True
+    return False
+
+
+def _bad_text(value: Any, depth: int = 0) -> tuple[Any, ...] | None:
+    """The path of the first string (or key) that is not valid Unicode, or None."""
+    if isinstance(value, str):
+        return None if _valid_text(value) else ()
+    if depth > _TEXT_CHECK_DEPTH:
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not _valid_text(key):
+                return (key,)
+            inner = _bad_text(item, depth + 1)
+            if inner is not None:
+                return (key, *inner)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            inner = _bad_text(item, depth + 1)
+            if inner is not None:
+                return (index, *inner)
+    return None
+
+
+def _valid_text(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# JSON types are strict: these take only numbers (no string), the rest of the scalars
+# only strings; rate and cost take both (api.md section 13).
+_UNREAD: Any = object()  # the place of a row that could not be read (its problem is known)
+_JSON_INTEGERS = frozenset({"parts", "media_size_bytes"})
+_JSON_DECIMALS = frozenset({"rate", "cost"})
 
 
 def rows_to_table(rows: list[Any]) -> tuple[pa.Table, dict[tuple[int, str], str]]:
@@ -144,10 +279,10 @@ def rows_to_table(rows: list[Any]) -> tuple[pa.Table, dict[tuple[int, str], str]
     unknown: dict[str, list[Any]] = {}
     problems: dict[tuple[int, str], str] = {}
     for row, record in enumerate(rows):
-        if record is None:
+        if record is _UNREAD:
             continue
         if not isinstance(record, dict):
-            problems[(row, "")] = "expected a JSON object"
+            problems[(row, "")] = f"expected a JSON object, got {_json_type(record)}"
             continue
         for name, value in record.items():
             if name not in _KNOWN:
@@ -160,12 +295,20 @@ def rows_to_table(rows: list[Any]) -> tuple[pa.Table, dict[tuple[int, str], str]
                     columns[name][row] = value
                 else:
                     problems[(row, name)] = "must be a list of strings"
+            elif name in _JSON_INTEGERS:
+                if isinstance(value, int) and not isinstance(value, bool):
+                    columns[name][row] = str(value)
+                else:
+                    problems[(row, name)] = f"must be an integer, got {_json_type(value)}"
+            elif name in _JSON_DECIMALS:
+                if isinstance(value, str | int | Decimal) and not isinstance(value, bool):
+                    columns[name][row] = str(value)
+                else:
+                    problems[(row, name)] = f"must be a number or a string, got {_json_type(value)}"
             elif isinstance(value, str):
                 columns[name][row] = value
-            elif isinstance(value, int | Decimal) and not isinstance(value, bool):
-                columns[name][row] = str(value)
             else:
-                problems[(row, name)] = f"must be a string or a number, got {_json_type(value)}"
+                problems[(row, name)] = f"must be a string, got {_json_type(value)}"
     arrays = [pa.array(columns[f.name], type=f.type) for f in RAW_TEXT_SCHEMA]
     table = pa.Table.from_arrays(arrays, schema=RAW_TEXT_SCHEMA)
     for name, values in unknown.items():
@@ -176,10 +319,16 @@ def rows_to_table(rows: list[Any]) -> tuple[pa.Table, dict[tuple[int, str], str]
 def _json_type(value: Any) -> str:
     if isinstance(value, bool):
         return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, int | Decimal | float):
+        return "a number"
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
         return "an array"
+    if value is None:
+        return "null"
     return type(value).__name__
 
 
@@ -193,7 +342,10 @@ def _csv_options() -> tuple[pcsv.ReadOptions, pcsv.ParseOptions, pcsv.ConvertOpt
         pcsv.ReadOptions(block_size=8 * 1024 * 1024),
         pcsv.ParseOptions(newlines_in_values=True),
         pcsv.ConvertOptions(
-            column_types=_CSV_TYPES, strings_can_be_null=True, quoted_strings_can_be_null=False
+            column_types=_CSV_TYPES,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            check_utf8=False,  # validation names the line and field of text that is not UTF-8
         ),
     )
 
@@ -209,8 +361,14 @@ def _csv_chunks(source: Any) -> Iterator[RawChunk]:
             yield RawChunk(pa.Table.from_batches([batch]), next_line, consumed=0)
             next_line += batch.num_rows
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        table, _ = rows_to_table([None])
-        yield RawChunk(table, next_line, prior={(0, ""): f"not valid CSV: {exc}"})
+        yield _at_line(next_line, f"not valid CSV: {exc}")
+    except UnicodeDecodeError:
+        yield _at_line(next_line, "not valid CSV: the header is not UTF-8 text")
+
+
+def _at_line(line: int, reason: str) -> RawChunk:
+    table, _ = rows_to_table([_UNREAD])
+    return RawChunk(table, line, prior={(0, ""): reason}, unread=frozenset({0}))
 
 
 # -- files --------------------------------------------------------------------------------
@@ -303,4 +461,6 @@ def _ndjson_blocks(handle: BinaryIO) -> Iterator[RawChunk]:
 
 
 def _at(chunk: RawChunk, consumed: int) -> RawChunk:
-    return RawChunk(chunk.table, chunk.first_line, chunk.line_map, chunk.prior, consumed)
+    return RawChunk(
+        chunk.table, chunk.first_line, chunk.line_map, chunk.prior, consumed, chunk.unread
+    )

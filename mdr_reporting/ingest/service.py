@@ -80,7 +80,9 @@ class Ingestor:
         if "account_id" in chunk.table.column_names and chunk.table.num_rows:
             unknown, unshown = self._accounts(chunk, writable, create_accounts)
             prior.update(unknown)
-        checked = validate_records(chunk.table, line_of=chunk.line_of, prior=prior)
+        checked = validate_records(
+            chunk.table, line_of=chunk.line_of, prior=prior, unread=chunk.unread
+        )
         return checked.table, list(checked.problems), checked.problem_count + unshown
 
     def _accounts(

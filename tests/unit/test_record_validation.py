@@ -82,12 +82,24 @@ def test_decimals_stay_exact_from_numbers_and_strings() -> None:
 
 
 def test_exact_path_agrees_with_fast_path() -> None:
-    """A value the fast JSON reader refuses (a number where text is expected) is still read."""
-    rows = [record(0, error_code=30003, parts="2"), record(1)]
+    """A line the fast JSON reader is never shown (leading blank) is still read the same."""
+    body = ndjson([record(0, message_body="smile \U0001f600")]) + b"  " + ndjson([record(1)])
+    chunk = parse_ndjson(body)
+    fast = parse_ndjson(ndjson([record(0, message_body="smile \U0001f600"), record(1)]))
+    exact = validate_records(chunk.table, line_of=chunk.line_of, prior=chunk.prior).table
+    assert exact is not None
+    assert exact.equals(validate_records(fast.table).table)
+
+
+def test_json_types_are_strict() -> None:
+    """A string is not an integer and a number is not a string (issue 10)."""
+    rows = [record(0, error_code=30003), record(1, parts="2"), record(2, rate=1, cost="0.5")]
     valid, problems = check(rows)
-    assert problems == [] and valid is not None
-    assert valid.column("error_code").to_pylist() == ["30003", None]
-    assert valid.column("parts").to_pylist() == [2, 1]
+    assert valid is None
+    assert [(p.line, p.field, p.reason) for p in problems] == [
+        (1, "error_code", "must be a string, got a number"),
+        (2, "parts", "must be an integer, got a string"),
+    ]
 
 
 def test_blank_and_broken_lines_are_numbered_as_in_the_body() -> None:
