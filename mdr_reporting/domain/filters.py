@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
+
 from mdr_reporting.domain.errors import ErrorItem
+from mdr_reporting.domain.limits import MAX_FILTERS, MAX_TAGS_PER_FILTER, MAX_TEXT_LENGTH
 
 __all__ = ["MATCHES", "Filter", "parse_filters"]
 
 MATCHES = ("contains", "starts_with", "ends_with")
+# A filter sent as a JSON-encoded string: room for the longest valid one, no more.
+_MAX_FILTER_TEXT = 4 * MAX_TEXT_LENGTH * (MAX_TAGS_PER_FILTER + 1)
 _KEYS = ("filter_type", "cli", "cli_filter", "cld", "cld_filter", "tags_list")
 
 FilterField = Literal["cli", "cld", "tags"]
@@ -49,15 +53,22 @@ def parse_filters(
         return (), []
     if not isinstance(raw, list):
         return (), [_invalid(pointer, "filters must be a list of filter objects")]
+    if len(raw) > MAX_FILTERS:
+        return (), [
+            _invalid(pointer, f"filters may hold at most {MAX_FILTERS} filters, got {len(raw)}")
+        ]
     filters: list[Filter] = []
     errors: list[ErrorItem] = []
     seen_or = False
     for index, item in enumerate(raw):
         here = f"{pointer}/{index}"
         if isinstance(item, str):
-            try:
-                item = json.loads(item)
-            except ValueError:
+            if len(item) > _MAX_FILTER_TEXT:
+                errors.append(_invalid(here, "a filter given as a string is too long"))
+                continue
+            try:  # orjson: a string nested thousands of arrays deep is an error, not a crash
+                item = orjson.loads(item)
+            except orjson.JSONDecodeError:
                 errors.append(_invalid(here, "a filter given as a string must be a JSON object"))
                 continue
         if not isinstance(item, dict):
@@ -122,10 +133,20 @@ def _parse_one(item: dict[str, Any], here: str) -> tuple[Filter | None, list[Err
             return None, [
                 _invalid(f"{here}/tags_list", "tags_list must be a non-empty list of tags")
             ]
+        if len(tags) > MAX_TAGS_PER_FILTER:
+            return None, [
+                _invalid(
+                    f"{here}/tags_list",
+                    f"tags_list may hold at most {MAX_TAGS_PER_FILTER} tags, got {len(tags)}",
+                )
+            ]
         for position, tag in enumerate(tags):
-            if not isinstance(tag, str) or not tag:
+            if not isinstance(tag, str) or not tag or len(tag) > MAX_TEXT_LENGTH:
                 return None, [
-                    _invalid(f"{here}/tags_list/{position}", "a tag must be a non-empty string")
+                    _invalid(
+                        f"{here}/tags_list/{position}",
+                        f"a tag must be a string of 1 to {MAX_TEXT_LENGTH} characters",
+                    )
                 ]
         return Filter(kind, "tags", tags=tuple(dict.fromkeys(tags))), []
 
@@ -134,6 +155,12 @@ def _parse_one(item: dict[str, Any], here: str) -> tuple[Filter | None, list[Err
     if not isinstance(value, str) or not value.removeprefix("+"):
         errors.append(
             _invalid(f"{here}/{criterion}", f"{criterion} must be a non-empty string of characters")
+        )
+    elif len(value) > MAX_TEXT_LENGTH:
+        errors.append(
+            _invalid(
+                f"{here}/{criterion}", f"{criterion} may be at most {MAX_TEXT_LENGTH} characters"
+            )
         )
     if match is None:
         errors.append(

@@ -7,6 +7,7 @@ always the normalised, effective form.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +17,12 @@ from urllib.parse import urlparse
 from mdr_reporting.domain.enums import FORMATS, Direction, RecordType, RequestStatus
 from mdr_reporting.domain.errors import ErrorItem, InvalidInput
 from mdr_reporting.domain.filters import Filter, parse_filters
+from mdr_reporting.domain.limits import (
+    MAX_ID_LENGTH,
+    MAX_LIST_ITEMS,
+    MAX_TEXT_LENGTH,
+    MAX_URL_LENGTH,
+)
 from mdr_reporting.domain.times import UTC, ZoneNotFound, get_zone, parse_instant
 
 __all__ = [
@@ -28,6 +35,7 @@ __all__ = [
     "warnings_for",
 ]
 
+MAX_ERRORS = 100  # problems listed in one 400
 RECENT_WINDOW = timedelta(hours=4)
 RECENT_DATA_WARNING = (
     "end_time is within the last 4 hours: recent messages may still change status "
@@ -113,6 +121,8 @@ class _Errors:
         self.items: list[ErrorItem] = []
 
     def add(self, name: str, detail: str, pointer: str | None = None) -> None:
+        if len(self.items) >= MAX_ERRORS:
+            return  # enough to act on; a huge bad body must not make a huge answer
         self.items.append(
             ErrorItem("invalid_parameter", "Invalid parameter", detail, pointer or f"/{name}")
         )
@@ -120,6 +130,16 @@ class _Errors:
     def raise_if_any(self) -> None:
         if self.items:
             raise InvalidInput.many(self.items)
+
+
+def _show(value: Any) -> str:
+    """A short, safe rendering of a bad value for an error message (never a deep repr)."""
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    if isinstance(value, bool) or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    return "an object" if isinstance(value, dict) else "a list"
 
 
 def _is_int(value: Any) -> bool:
@@ -135,10 +155,15 @@ def _int_list(
     if not isinstance(raw, list):
         errors.add(name, f"{name} must be a list of integers")
         return None
+    if len(raw) > MAX_LIST_ITEMS:
+        errors.add(name, f"{name} may hold at most {MAX_LIST_ITEMS} items, got {len(raw)}")
+        return None
     out = []
     for index, item in enumerate(raw):
         if not _is_int(item):
-            errors.add(name, f"{name} items must be integers, got {item!r}", f"/{name}/{index}")
+            errors.add(
+                name, f"{name} items must be integers, got {_show(item)}", f"/{name}/{index}"
+            )
             continue
         try:
             out.append(allowed(item))
@@ -156,6 +181,9 @@ def _str_list(
     if not isinstance(raw, list):
         errors.add(name, f"{name} must be a list of strings")
         return None
+    if len(raw) > MAX_LIST_ITEMS:
+        errors.add(name, f"{name} may hold at most {MAX_LIST_ITEMS} ids, got {len(raw)}")
+        return None
     out: list[str] = []
     for index, item in enumerate(raw):
         if ints_ok and _is_int(item):
@@ -164,7 +192,14 @@ def _str_list(
             out.append(item.strip())
         else:
             kind = "strings or integers" if ints_ok else "non-empty strings"
-            errors.add(name, f"{name} items must be {kind}, got {item!r}", f"/{name}/{index}")
+            errors.add(name, f"{name} items must be {kind}, got {_show(item)}", f"/{name}/{index}")
+            continue
+        if len(out[-1]) > MAX_ID_LENGTH:
+            errors.add(
+                name,
+                f"{name} items may be at most {MAX_ID_LENGTH} characters long",
+                f"/{name}/{index}",
+            )
     return list(dict.fromkeys(out))
 
 
@@ -189,7 +224,8 @@ def _zone(body: dict[str, Any], errors: _Errors) -> str:
         get_zone(raw)
     except ZoneNotFound:
         errors.add(
-            "timezone", f"unknown time zone {raw!r}: use an IANA name such as America/Chicago"
+            "timezone",
+            f"unknown time zone {_show(raw)}: use an IANA name such as America/Chicago",
         )
         return "UTC"
     return raw
@@ -234,8 +270,10 @@ def _report_name(
             return ""
         tz = get_zone(zone)
         return f"mdr_{window[0].astimezone(tz).isoformat()}_{window[1].astimezone(tz).isoformat()}"
-    if not isinstance(raw, str) or not 1 <= len(raw) <= 255:
-        errors.add("report_name", "report_name must be a string of 1 to 255 characters")
+    if not isinstance(raw, str) or not 1 <= len(raw) <= MAX_TEXT_LENGTH:
+        errors.add(
+            "report_name", f"report_name must be a string of 1 to {MAX_TEXT_LENGTH} characters"
+        )
         return ""
     return raw
 
@@ -260,9 +298,13 @@ def _extensions(body: dict[str, Any], errors: _Errors) -> dict[str, Any]:
             parsed is None
             or parsed.scheme not in ("http", "https")
             or not parsed.netloc
-            or len(url) > 2048
+            or len(url) > MAX_URL_LENGTH
         ):
-            errors.add("webhook_url", "webhook_url must be an absolute http or https URL")
+            errors.add(
+                "webhook_url",
+                f"webhook_url must be an absolute http or https URL of at most {MAX_URL_LENGTH}"
+                " characters",
+            )
         else:
             out["webhook_url"] = url
     return out
@@ -286,7 +328,40 @@ def _record_types(body: dict[str, Any], errors: _Errors) -> tuple[RecordType, ..
 def _body_object(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object", pointer="")
+    where, reason = _bad_text_or_depth(body)
+    if where is not None:
+        raise InvalidInput(reason, pointer=where)
     return body
+
+
+_CONTROL = re.compile("[\\x00-\\x1f\\x7f]")
+MAX_BODY_DEPTH = 32  # the deepest valid body nests 4 levels (filters, a filter, tags_list)
+
+
+def _bad_text_or_depth(body: dict[str, Any]) -> tuple[str | None, str]:
+    """The JSON pointer of the first string (or key) holding a control character such as
+    NUL (no field has a use for one, and some parsers stop at them), or of a value nested
+    past MAX_BODY_DEPTH; with the reason."""
+    stack: list[tuple[str, int, Any]] = [("", 0, body)]
+    while stack:  # iterative: a body may nest up to the JSON parser's depth limit
+        pointer, depth, value = stack.pop()
+        if isinstance(value, str):
+            if _CONTROL.search(value):
+                return pointer, "text may not hold control characters (U+0000 to U+001F, U+007F)"
+            continue
+        if isinstance(value, dict | list) and depth >= MAX_BODY_DEPTH:
+            return pointer, f"the body may nest at most {MAX_BODY_DEPTH} levels deep"
+        children: list[tuple[str, int, Any]] = []
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if _CONTROL.search(key):
+                    return pointer or "/", "a field name may not hold control characters"
+                escaped = key.replace("~", "~0").replace("/", "~1")
+                children.append((f"{pointer}/{escaped}", depth + 1, item))
+        elif isinstance(value, list):
+            children = [(f"{pointer}/{i}", depth + 1, item) for i, item in enumerate(value)]
+        stack.extend(reversed(children))  # the first bad value in body order is named
+    return None, ""
 
 
 def parse_v1(body: Any, now: datetime) -> ReportRequest:
@@ -309,7 +384,7 @@ def parse_v1(body: Any, now: datetime) -> ReportRequest:
         except KeyError:
             errors.add(
                 "directions",
-                f"directions items must be 'inbound' or 'outbound', got {name!r}",
+                f"directions items must be 'inbound' or 'outbound', got {_show(name)}",
                 f"/directions/{index}",
             )
     effective = set(directions) or set(call_types or ()) or set(Direction)
@@ -344,7 +419,9 @@ def _finish(
     connections = _str_list(body, "connections", errors, ints_ok=True) or []
     profiles = _str_list(body, "profiles", errors) or []
     filters, filter_errors = parse_filters(body.get("filters"))
-    errors.items.extend(filter_errors)
+    for item in filter_errors:
+        if len(errors.items) < MAX_ERRORS:
+            errors.items.append(item)
     report_name = _report_name(body, window, zone, errors)
     extensions = _extensions(body, errors)
     errors.raise_if_any()

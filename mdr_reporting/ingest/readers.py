@@ -207,7 +207,9 @@ def _load_slowly(text: bytes, refused: str | None, nested: bool) -> Any:
         name = str(field[0]) if field and _valid_text(str(field[0])) else ""
         if not_utf8:
             raise BadJson("is not valid UTF-8 text", name, int(row))
-        raise BadJson("holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text", name, int(row))
+        raise BadJson(
+            "holds a lone surrogate (\\ud800-\\udfff): not valid Unicode text", name, int(row)
+        )
     if refused is not None and not _numbers_only(refused):
         raise BadJson(f"not valid JSON: {refused}")
     return value
