@@ -76,11 +76,12 @@ async def download(
     request: Request,
     expires: str = Query("", description="Expiry of the link (unix seconds)"),
     sig: str = Query("", description="Signature of the link"),
+    file: str = Query("", description="Which file of the report the link is for"),
 ) -> Response:
     downloads = request.app.state.services.downloads
     if downloads is None:
         raise NotFound("report files are not served by this process")
-    report: OpenedReport = await run_in_threadpool(downloads.open, request_id, expires, sig)
+    report: OpenedReport = await run_in_threadpool(downloads.open, request_id, expires, sig, file)
     headers = _headers(report)
     if_range = request.headers.get("if-range")
     range_header = request.headers.get("range")

@@ -88,16 +88,20 @@ class RequestService:
         )
         if created and self.on_created is not None:
             self.on_created(stored)
-        return stored
+        return stored.as_of(now)
 
     def get(self, key: ApiKey, request_id: str) -> RequestState:
         state = self.catalog.get_request(request_id, self.visible_accounts(key))
         if state is None:
             raise NotFound(f"no MDR request with id {request_id!r}")
-        return state
+        return state.as_of(self.clock())
 
     def list(self, key: ApiKey, *, offset: int, limit: int) -> tuple[list[RequestState], int]:
-        return self.catalog.list_requests(self.visible_accounts(key), offset=offset, limit=limit)
+        states, total = self.catalog.list_requests(
+            self.visible_accounts(key), offset=offset, limit=limit
+        )
+        now = self.clock()
+        return [state.as_of(now) for state in states], total
 
     def delete(self, key: ApiKey, request_id: str) -> RequestState:
         state = self.catalog.delete_request(request_id, self.visible_accounts(key))
@@ -106,4 +110,4 @@ class RequestService:
         if self.files is not None and state.file_key is not None:
             with contextlib.suppress(OSError):  # the sweeper retries what fails here
                 self.files.delete(state.file_key)
-        return state
+        return state.as_of(self.clock())

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
@@ -107,6 +107,22 @@ class RequestState:
     attempts: int = 0
     file_key: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def as_of(self, now: datetime) -> RequestState:
+        """The state every reader sees at ``now``: a Complete report past ``expires_at`` is
+        Expired (no file, no link) at once, whether or not the sweeper has run yet."""
+        if (
+            self.status is RequestStatus.COMPLETE
+            and self.expires_at is not None
+            and self.expires_at <= now
+        ):
+            return replace(
+                self,
+                status=RequestStatus.EXPIRED,
+                file_key=None,
+                updated_at=max(self.updated_at, self.expires_at),
+            )
+        return self
 
 
 def warnings_for(spec: ReportRequest, now: datetime) -> tuple[str, ...]:

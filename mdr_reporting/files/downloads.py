@@ -1,7 +1,8 @@
 """Opening a report through its signed link: the checks behind ``GET /reports/{id}/download``.
 
 Every refusal is a :class:`Forbidden` (403): a tampered, expired or foreign link, a
-deleted or expired request, or a file that is gone. No bytes are read before all pass.
+deleted or expired request, or a file that is gone. The signature is checked before
+anything is looked up, and no bytes are read before all checks pass.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.domain.errors import Forbidden
 from mdr_reporting.files.base import FileStore
 from mdr_reporting.files.formats import file_format
-from mdr_reporting.files.signing import LinkRejected, LinkSigner
+from mdr_reporting.files.signing import LinkRejected, LinkSigner, file_tag
 
 __all__ = ["OpenedReport", "ReportDownloads", "download_filename"]
 
@@ -46,16 +47,21 @@ class ReportDownloads:
         self.files = files
         self.links = links
 
-    def open(self, request_id: str, expires: str, signature: str) -> OpenedReport:
-        state = self.catalog.get_request(request_id)
-        if state is None:
-            raise Forbidden("this link is not valid: no such report (it may have been deleted)")
-        if state.status is not RequestStatus.COMPLETE or state.file_key is None:
-            raise Forbidden(f"this report is not downloadable: its status is {state.status.name}")
-        try:
-            self.links.verify(state.id, state.file_key, expires, signature)
+    def open(self, request_id: str, expires: str, signature: str, file: str) -> OpenedReport:
+        try:  # the link alone first: a bad one learns nothing of the catalog
+            self.links.verify(request_id, file, expires, signature)
         except LinkRejected as exc:
             raise Forbidden(str(exc)) from None
+        found = self.catalog.get_request(request_id)
+        if found is None:
+            raise Forbidden("this report no longer exists (it may have been deleted)")
+        state = found.as_of(self.links.clock())
+        if state.status is RequestStatus.EXPIRED:
+            raise Forbidden("this report has expired: its file was deleted")
+        if state.status is not RequestStatus.COMPLETE or state.file_key is None:
+            raise Forbidden(f"this report is not downloadable: its status is {state.status.name}")
+        if file_tag(state.file_key) != file:
+            raise Forbidden("this link is for an earlier file of this report")
         try:
             stream, size = self.files.open(state.file_key)
         except FileNotFoundError:

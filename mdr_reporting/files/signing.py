@@ -1,8 +1,10 @@
-"""Signed download links: HMAC-SHA256 from the standard library over id, file key and expiry.
+"""Signed download links: HMAC-SHA256 from the standard library over id, file and expiry.
 
-A link names the request and its expiry in the clear; the signature also covers the
-file key, so a link made for another request, or for an earlier file of the same
-request, never verifies. Links need no Authorization header (api.md section 3).
+A link names the request, a tag of its file (a digest of the file key) and its expiry
+in the clear, and the signature covers all three: the download route checks it before
+it looks anything up, so a bad link says nothing about which ids exist. A link made
+for another request, or for an earlier file of the same request, never verifies (the
+route compares the tag with the request's file). No Authorization header (api.md 3).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from urllib.parse import quote, urlencode
 from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.domain.requests import RequestState
 
-__all__ = ["LinkRejected", "LinkSigner", "SignedLink"]
+__all__ = ["LinkRejected", "LinkSigner", "SignedLink", "file_tag"]
 
 _PURPOSE = b"mdr report download link v1"
 
@@ -31,8 +33,15 @@ class LinkRejected(Exception):
 @dataclass(frozen=True)
 class SignedLink:
     request_id: str
+    file: str  # file_tag() of the file key
     expires: int  # unix seconds
     signature: str
+
+
+def file_tag(file_key: str) -> str:
+    """A short digest of a file key: names the file in a link without showing the key."""
+    digest = hashlib.sha256(file_key.encode()).digest()[:12]
+    return base64.urlsafe_b64encode(digest).decode()
 
 
 class LinkSigner:
@@ -53,18 +62,19 @@ class LinkSigner:
         self.ttl = ttl
         self.clock = clock
 
-    def _signature(self, request_id: str, file_key: str, expires: int) -> str:
-        message = f"{request_id}\n{file_key}\n{expires}".encode()
+    def _signature(self, request_id: str, file: str, expires: int) -> str:
+        message = f"{request_id}\n{file}\n{expires}".encode()
         digest = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def sign(self, request_id: str, file_key: str) -> SignedLink:
         """A link valid for at least ``ttl`` from now (the expiry is rounded up)."""
         expires = math.ceil((self.clock() + self.ttl).timestamp())
-        return SignedLink(request_id, expires, self._signature(request_id, file_key, expires))
+        tag = file_tag(file_key)
+        return SignedLink(request_id, tag, expires, self._signature(request_id, tag, expires))
 
     def url(self, link: SignedLink) -> str:
-        query = urlencode({"expires": link.expires, "sig": link.signature})
+        query = urlencode({"file": link.file, "expires": link.expires, "sig": link.signature})
         return f"{self.public_url}/reports/{quote(link.request_id, safe='')}/download?{query}"
 
     def report_url(self, state: RequestState) -> str | None:
@@ -73,11 +83,12 @@ class LinkSigner:
             return None
         return self.url(self.sign(state.id, state.file_key))
 
-    def verify(self, request_id: str, file_key: str, expires: str, signature: str) -> None:
-        """Raise LinkRejected unless the link was signed for this request and file and is live."""
+    def verify(self, request_id: str, file: str, expires: str, signature: str) -> None:
+        """Raise LinkRejected unless the link was signed for this request, file tag and
+        expiry and is live; needs nothing but the link itself."""
         if not expires.isdigit() or len(expires) > 12:
             raise LinkRejected("the link is malformed")
-        expected = self._signature(request_id, file_key, int(expires))
+        expected = self._signature(request_id, file, int(expires))
         if not hmac.compare_digest(expected.encode(), signature.encode()):
             raise LinkRejected("the link's signature is not valid")
         if int(expires) <= self.clock().timestamp():

@@ -10,7 +10,7 @@ import pytest
 
 from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.files import LinkSigner
-from mdr_reporting.files.signing import LinkRejected
+from mdr_reporting.files.signing import LinkRejected, file_tag
 from mdr_reporting.worker.testing import ManualClock
 
 SECRET = "s" * 32
@@ -30,12 +30,13 @@ def signer(clock: ManualClock) -> LinkSigner:
 def test_a_link_verifies_until_it_expires(signer: LinkSigner, clock: ManualClock) -> None:
     link = signer.sign("req-1", "req-1/a.csv")
     assert link.expires >= (clock() + TTL).timestamp()
-    signer.verify("req-1", "req-1/a.csv", str(link.expires), link.signature)
+    assert link.file == file_tag("req-1/a.csv") and "req-1" not in link.file
+    signer.verify("req-1", link.file, str(link.expires), link.signature)
     clock.advance(TTL - timedelta(seconds=1))
-    signer.verify("req-1", "req-1/a.csv", str(link.expires), link.signature)
+    signer.verify("req-1", link.file, str(link.expires), link.signature)
     clock.advance(timedelta(seconds=1))
     with pytest.raises(LinkRejected, match="expired"):
-        signer.verify("req-1", "req-1/a.csv", str(link.expires), link.signature)
+        signer.verify("req-1", link.file, str(link.expires), link.signature)
 
 
 def test_the_url_is_absolute_and_carries_expiry_and_signature(signer: LinkSigner) -> None:
@@ -46,7 +47,11 @@ def test_the_url_is_absolute_and_carries_expiry_and_signature(signer: LinkSigner
         "mdr.example.com",
         "/reports/req-1/download",
     )
-    assert parse_qs(url.query) == {"expires": [str(link.expires)], "sig": [link.signature]}
+    assert parse_qs(url.query) == {
+        "file": [link.file],
+        "expires": [str(link.expires)],
+        "sig": [link.signature],
+    }
 
 
 @pytest.mark.parametrize(
@@ -66,21 +71,21 @@ def test_tampered_and_foreign_links_are_refused(
     if flip:
         signature = ("A" if signature[0] != "A" else "B") + signature[1:]
     with pytest.raises(LinkRejected):
-        signer.verify(request_id, file_key, str(link.expires + expires_delta), signature)
+        signer.verify(request_id, file_tag(file_key), str(link.expires + expires_delta), signature)
 
 
 @pytest.mark.parametrize("expires", ["", "abc", "-5", "1e9", "9" * 40])
 def test_malformed_expiry_is_refused(signer: LinkSigner, expires: str) -> None:
     link = signer.sign("req-1", "k")
     with pytest.raises(LinkRejected):
-        signer.verify("req-1", "k", expires, link.signature)
+        signer.verify("req-1", link.file, expires, link.signature)
 
 
 def test_another_secret_does_not_verify(signer: LinkSigner, clock: ManualClock) -> None:
     other = LinkSigner("t" * 32, "https://mdr.example.com", TTL, clock)
     link = other.sign("req-1", "k")
     with pytest.raises(LinkRejected, match="signature"):
-        signer.verify("req-1", "k", str(link.expires), link.signature)
+        signer.verify("req-1", link.file, str(link.expires), link.signature)
 
 
 def test_report_url_only_for_complete_requests_and_fresh_each_time(
