@@ -96,6 +96,7 @@ def run_server(
         log_level=settings.log_level,
         access_log=settings.log_level == "debug",
         lifespan="on",
+        server_header=False,  # no "Server: uvicorn": the answer does not name the stack
     )
     server = uvicorn.Server(config)
 
