@@ -10,6 +10,7 @@ catalog only, so any number of workers in any number of processes can share it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -26,7 +27,7 @@ from mdr_reporting.files.base import FileStore
 from mdr_reporting.files.formats import file_format
 from mdr_reporting.worker.builder import BuildCancelled, ReportBuilder
 
-__all__ = ["Worker", "new_worker_id"]
+__all__ = ["Worker", "customer_reason", "new_worker_id"]
 
 log = logging.getLogger("mdr.worker")
 
@@ -235,13 +236,35 @@ class Worker:
             log.info("report %s cancelled: deleted or lease lost", job.request_id)
 
     def _failed(self, claim: Claim, exc: Exception) -> None:
-        reason = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+        detail = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
         outcome = self.queue.fail_attempt(
-            claim.state.id, claim.owner, reason, retry_after=self.retry_after
+            claim.state.id, claim.owner, customer_reason(exc), retry_after=self.retry_after
         )
+        # The operator's log has the detail (paths, exception text); the customer never does.
         if outcome is not None and outcome.status is RequestStatus.FAILED:
             log.error(
-                "report %s failed after %d attempts: %s", claim.state.id, outcome.attempts, reason
+                "report %s failed after %d attempts: %s",
+                claim.state.id,
+                outcome.attempts,
+                detail,
+                exc_info=exc,
             )
         else:
-            log.warning("report %s attempt %d failed: %s", claim.state.id, claim.attempt, reason)
+            log.warning("report %s attempt %d failed: %s", claim.state.id, claim.attempt, detail)
+
+
+def customer_reason(exc: BaseException) -> str:
+    """What a customer reads in a Failed request's ``error``: what went wrong and what to do
+    about it, in words, never a path or an exception's own text (those may name files)."""
+    # An engine's out-of-memory error is known by name, so the worker imports no engine.
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryException":
+        return (
+            "the report needs more memory than one build may use: create it again with a "
+            "shorter time window or more filters"
+        )
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return "the service ran out of disk space while building the report: create it again later"
+    return (
+        "the report could not be built because of an error in the service, after every "
+        "retry: create it again later, or contact support with this request's id"
+    )

@@ -10,20 +10,21 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from mdr_reporting.worker.testing import FakeBuilder
-from tests.integration.test_report_downloads import (  # noqa: F401 (fixtures)
-    Harness,
-    anyio_backend,
-    catalog,
-    clock,
-    harness,
-)
+from tests.integration import test_report_downloads as shared
+from tests.integration.test_report_downloads import Harness
+
+# The lifecycle harness and its fixtures, shared with test_report_downloads.py.
+anyio_backend = shared.anyio_backend
+catalog = shared.catalog
+clock = shared.clock
+harness = shared.harness
 
 pytestmark = pytest.mark.anyio
 V2 = "/v2/legacy/reporting/batch_detail_records/messaging"
 
 
 async def test_past_expires_at_the_report_is_expired_before_the_sweeper_runs(
-    harness: Harness,  # noqa: F811 (the fixture imported above)
+    harness: Harness,
 ) -> None:
     builder = FakeBuilder(rows=10)
     harness.start_worker(builder)
@@ -53,7 +54,7 @@ async def test_past_expires_at_the_report_is_expired_before_the_sweeper_runs(
 
 
 async def test_a_bad_signature_says_the_same_for_known_and_unknown_ids(
-    harness: Harness,  # noqa: F811 (the fixture imported above)
+    harness: Harness,
 ) -> None:
     harness.start_worker(FakeBuilder(rows=3))
     created = await harness.create()
@@ -75,3 +76,18 @@ async def test_a_bad_signature_says_the_same_for_known_and_unknown_ids(
     await harness.client.delete(f"/reporting/mdr_requests/{created['id']}", headers=harness.auth)
     gone = await harness.fetch(url)
     assert gone.status_code == 403 and sig not in gone.text and "expires=" not in gone.text
+
+
+async def test_a_failed_request_says_what_to_do_and_never_shows_paths(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret_path = "/srv/mdr/lake/data/2026-03-01/part-7-0-abc.parquet"
+    builder = FakeBuilder(rows=3, fail_attempts=10, error=f"{secret_path}: Invalid string")
+    harness.start_worker(builder)
+    created = await harness.create()
+    with caplog.at_level("WARNING", logger="mdr.worker"):
+        failed = await harness.wait(created["id"], 3)
+    assert "create it again later" in failed["error"]
+    assert "/" not in failed["error"] and "Invalid" not in failed["error"]
+    assert "Error" not in failed["error"]
+    assert secret_path in caplog.text  # the operator's log keeps the detail

@@ -368,7 +368,7 @@ async def test_a_failing_build_is_retried_then_failed_with_the_reason(harness: H
     harness.start_worker(builder)
     created = await harness.create()
     failed = await harness.wait(created["id"], 3)
-    assert failed["error"] == "RuntimeError: the lake is unreachable"
+    assert failed["error"].startswith("the report could not be built")  # no exception text
     assert failed["report_url"] is None
     assert builder.calls[created["id"]] == 3
     assert harness.state(created["id"]).attempts == 3
