@@ -21,6 +21,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from mdr_reporting.catalog.notify import notify_claimable
 from mdr_reporting.catalog.schema import accounts, api_keys, requests
 from mdr_reporting.domain.enums import Direction, RecordType, RequestStatus
 from mdr_reporting.domain.errors import Conflict, InvalidInput, NotFound
@@ -315,6 +316,7 @@ class Catalog:
                     **self._row(state), idempotency_key=key, idempotency_hash=body_hash
                 )
             )
+            notify_claimable(db, state.id)  # delivered at commit: an idle worker starts now
         return state, True
 
     def get_request(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
@@ -11,7 +12,7 @@ import click
 
 from mdr_reporting.settings import Settings, SettingsError, ensure_signing_secret, load_settings
 
-__all__ = ["emit", "fail", "load", "settings_options"]
+__all__ = ["configure_logging", "emit", "fail", "load", "settings_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,3 +54,11 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def emit(data: dict[str, Any], as_json: bool, text: str) -> None:
     click.echo(json.dumps(data) if as_json else text)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Timestamped lines on stderr at the settings' level, for the long-running commands."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )

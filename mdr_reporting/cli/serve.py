@@ -17,7 +17,7 @@ import uvicorn
 from mdr_reporting.api import Services, create_app
 from mdr_reporting.catalog import Catalog, KeyScope
 from mdr_reporting.cli.admin import open_catalog
-from mdr_reporting.cli.common import fail, load, settings_options
+from mdr_reporting.cli.common import configure_logging, fail, load, settings_options
 from mdr_reporting.files import LinkSigner, open_file_store
 from mdr_reporting.lake import open_lake
 from mdr_reporting.settings import Settings
@@ -155,6 +155,7 @@ def _with_server_options(func: Any) -> Any:
 def serve(host: str | None, port: str | None, with_worker: bool | None, **flags: Any) -> None:
     """Run the API (and on the embedded default the worker and sweeper) in one process."""
     settings = load(host=host, port=port, with_worker=with_worker, **flags)
+    configure_logging(settings)
     run_server(settings, build_services(settings))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from mdr_reporting.cli.admin import open_catalog
-from mdr_reporting.cli.common import fail, load, settings_options
+from mdr_reporting.cli.common import configure_logging, fail, load, settings_options
 from mdr_reporting.files import open_file_store
 from mdr_reporting.worker import Background, report_builder
 
@@ -28,6 +28,7 @@ __all__ = ["worker"]
 def worker(concurrency: int | None, **flags: Any) -> None:
     """Build reports from the catalog's queue until interrupted (SIGINT or SIGTERM)."""
     settings = load(worker_concurrency=concurrency, **flags)
+    configure_logging(settings)
     builder = report_builder(settings)
     if builder is None:
         fail(f"no {settings.engine} report engine is installed: this worker cannot build reports")
