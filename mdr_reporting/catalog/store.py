@@ -105,7 +105,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return sa.create_engine(url, pool_pre_ping=True)
+    # an unreachable server fails start-up in seconds instead of hanging on libpq's default
+    connect_args = {} if "connect_timeout=" in url else {"connect_timeout": 10}
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 class Catalog:
