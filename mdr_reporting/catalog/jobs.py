@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from mdr_reporting.catalog.notify import notify_claimable
 from mdr_reporting.catalog.schema import requests
 from mdr_reporting.catalog.store import Catalog
 from mdr_reporting.domain.enums import RequestStatus
@@ -160,6 +161,21 @@ class JobQueue:
                     progress=0.0,
                 )
             )
+            if done.rowcount == 1:
+                notify_claimable(db, request_id)  # another worker may take it at once
+            return done.rowcount == 1
+
+    def record_file(self, request_id: str, owner: str, file_key: str) -> bool:
+        """Note the key a build is about to put, before the put; False when the lease is lost.
+
+        A worker killed between its put and :meth:`complete` leaves the key on the
+        Pending row, so the next attempt (or the sweeper, once the request is Failed or
+        deleted) removes that file: no file outlives its request.
+        """
+        with self.catalog.transaction() as db:
+            done = db.execute(
+                requests.update().where(*self._held(request_id, owner)).values(file_key=file_key)
+            )
             return done.rowcount == 1
 
     # -- outcomes -------------------------------------------------------------------------
@@ -248,6 +264,17 @@ class JobQueue:
         """Forget the files of deleted requests; returns (id, file key) of each to delete."""
         return self._take_files(
             [requests.c.deleted_at.is_not(None), requests.c.file_key.is_not(None)],
+            {"file_key": None},
+            limit,
+        )
+
+    def purge_failed(self, limit: int = 500) -> list[tuple[str, str | None]]:
+        """Forget files a Failed request's last attempt put before it stopped; (id, key) of each."""
+        return self._take_files(
+            [
+                requests.c.status == int(RequestStatus.FAILED),
+                requests.c.file_key.is_not(None),
+            ],
             {"file_key": None},
             limit,
         )

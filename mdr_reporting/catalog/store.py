@@ -21,6 +21,7 @@ from alembic.config import Config
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from mdr_reporting.catalog.notify import notify_claimable
 from mdr_reporting.catalog.schema import accounts, api_keys, requests
 from mdr_reporting.domain.enums import Direction, RecordType, RequestStatus
 from mdr_reporting.domain.errors import Conflict, InvalidInput, NotFound
@@ -104,7 +105,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return sa.create_engine(url, pool_pre_ping=True)
+    # an unreachable server fails start-up in seconds instead of hanging on libpq's default
+    connect_args = {} if "connect_timeout=" in url else {"connect_timeout": 10}
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 class Catalog:
@@ -315,6 +318,7 @@ class Catalog:
                     **self._row(state), idempotency_key=key, idempotency_hash=body_hash
                 )
             )
+            notify_claimable(db, state.id)  # delivered at commit: an idle worker starts now
         return state, True
 
     def get_request(

@@ -2,28 +2,56 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mdr_reporting.catalog import Catalog, KeyScope
-from mdr_reporting.cli.common import emit, fail, load, settings_options
+from mdr_reporting.cli.common import emit, fail, load, one_line, redact, settings_options
 from mdr_reporting.domain.errors import MdrError
 from mdr_reporting.settings import Settings
 
-__all__ = ["admin", "migrate", "open_catalog"]
+if TYPE_CHECKING:
+    from mdr_reporting.files import FileStore
+    from mdr_reporting.lake import Lake
+
+__all__ = ["admin", "migrate", "open_catalog", "open_files", "open_record_lake"]
 
 
 def open_catalog(settings: Settings) -> Catalog:
     """The catalog of the settings, migrated; a one-line exit if it cannot be opened."""
+    url = settings.catalog_url
+    scheme = url.split("://", 1)[0]
+    if scheme not in {"sqlite", "postgresql", "postgresql+psycopg"}:
+        fail(f"catalog_url: PostgreSQL is reached with psycopg: use postgresql://, not {scheme}://")
     try:
-        catalog = Catalog(settings.catalog_url)
+        catalog = Catalog(url)
         catalog.migrate()
     except MdrError as exc:
         fail(exc.detail)
     except Exception as exc:
-        fail(f"cannot open the catalog at {settings.catalog_url}: {exc.__class__.__name__}: {exc}")
+        fail(f"cannot open the catalog at {redact(url)}: {one_line(exc)}")
     return catalog
+
+
+def open_files(settings: Settings) -> FileStore:
+    """The report file store of the settings; a one-line exit if it cannot be used."""
+    from mdr_reporting.files import open_file_store
+
+    try:
+        return open_file_store(settings.files_url)
+    except (ValueError, OSError) as exc:
+        fail(f"report files at {settings.files_url}: {one_line(exc)}")
+
+
+def open_record_lake(settings: Settings) -> Lake:
+    """The record lake of the settings; a one-line exit if it cannot be used."""
+    from mdr_reporting.lake import open_lake
+
+    try:
+        return open_lake(settings.lake_url)
+    except (ValueError, OSError) as exc:
+        fail(f"record lake at {settings.lake_url}: {one_line(exc)}")
 
 
 def _run(settings_flags: dict[str, Any], action: Any) -> Any:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import click
+from sqlalchemy.engine import url as sa_url
 
 from mdr_reporting.settings import Settings, SettingsError, ensure_signing_secret, load_settings
 
-__all__ = ["emit", "fail", "load", "settings_options"]
+__all__ = ["configure_logging", "emit", "fail", "load", "one_line", "redact", "settings_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -39,11 +41,33 @@ def settings_options(func: F) -> F:
 def load(**flags: Any) -> Settings:
     """Settings from flags, environment, config file and defaults, or a one-line exit."""
     try:
-        return ensure_signing_secret(load_settings(flags))
+        settings = load_settings(flags)
     except SettingsError as exc:
         fail(f"settings: {exc}")
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        fail(f"data folder {settings.data_dir}: not a directory")
+    try:
+        return ensure_signing_secret(settings)
     except OSError as exc:
-        fail(f"data folder: {exc}")
+        fail(f"data folder {settings.data_dir}: {one_line(exc)}")
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line: the driver's own message (not SQLAlchemy's wrapper), no hints."""
+    cause = getattr(exc, "orig", None) or exc
+    if isinstance(cause, OSError) and cause.strerror:
+        text = f"{cause.strerror}: {cause.filename}" if cause.filename else cause.strerror
+    else:
+        text = str(cause) or cause.__class__.__name__
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def redact(url: str) -> str:
+    """``url`` with its password hidden, for messages and logs."""
+    try:
+        return sa_url.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -53,3 +77,12 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 def emit(data: dict[str, Any], as_json: bool, text: str) -> None:
     click.echo(json.dumps(data) if as_json else text)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Timestamped lines on stderr at the settings' level, for the long-running commands."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step

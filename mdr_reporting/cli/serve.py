@@ -16,10 +16,9 @@ import uvicorn
 
 from mdr_reporting.api import Services, create_app
 from mdr_reporting.catalog import Catalog, KeyScope
-from mdr_reporting.cli.admin import open_catalog
-from mdr_reporting.cli.common import fail, load, settings_options
-from mdr_reporting.files import LinkSigner, open_file_store
-from mdr_reporting.lake import open_lake
+from mdr_reporting.cli.admin import open_catalog, open_files, open_record_lake
+from mdr_reporting.cli.common import configure_logging, fail, load, settings_options
+from mdr_reporting.files import LinkSigner
 from mdr_reporting.settings import Settings
 from mdr_reporting.worker import Background, ReportBuilder, report_builder
 
@@ -39,21 +38,19 @@ _NEWEST_REPORT = (
 
 
 def build_services(settings: Settings, catalog: Catalog | None = None) -> Services:
+    """Every backend of the settings, or a one-line exit naming the first that cannot be used.
+
+    The catalog comes last: its migration is the one step that changes shared state.
+    """
+    files = open_files(settings)
+    lake = open_record_lake(settings)
     catalog = catalog or open_catalog(settings)
-    try:
-        files = open_file_store(settings.files_url)
-    except (ValueError, OSError) as exc:
-        fail(f"report files: {exc}")
     links = LinkSigner(
         settings.signing_secret,
         settings.public_url,
         timedelta(seconds=settings.link_ttl_seconds),
         catalog.clock,
     )
-    try:
-        lake = open_lake(settings.lake_url)
-    except (ValueError, OSError) as exc:
-        fail(f"record lake: {exc}")
     return Services(
         settings=settings,
         catalog=catalog,
@@ -156,6 +153,8 @@ def _with_server_options(func: Any) -> Any:
 def serve(host: str | None, port: str | None, with_worker: bool | None, **flags: Any) -> None:
     """Run the API (and on the embedded default the worker and sweeper) in one process."""
     settings = load(host=host, port=port, with_worker=with_worker, **flags)
+    configure_logging(settings)
+    _check_port_free(settings.host, settings.port)  # before any backend is touched
     run_server(settings, build_services(settings))
 
 

@@ -9,9 +9,8 @@ from typing import Any
 
 import click
 
-from mdr_reporting.cli.admin import open_catalog
-from mdr_reporting.cli.common import fail, load, settings_options
-from mdr_reporting.files import open_file_store
+from mdr_reporting.cli.admin import open_catalog, open_files, open_record_lake
+from mdr_reporting.cli.common import configure_logging, fail, load, settings_options
 from mdr_reporting.worker import Background, report_builder
 
 __all__ = ["worker"]
@@ -28,14 +27,12 @@ __all__ = ["worker"]
 def worker(concurrency: int | None, **flags: Any) -> None:
     """Build reports from the catalog's queue until interrupted (SIGINT or SIGTERM)."""
     settings = load(worker_concurrency=concurrency, **flags)
-    builder = report_builder(settings)
+    configure_logging(settings)
+    files = open_files(settings)
+    builder = report_builder(settings, open_record_lake(settings))
     if builder is None:
         fail(f"no {settings.engine} report engine is installed: this worker cannot build reports")
-    catalog = open_catalog(settings)
-    try:
-        files = open_file_store(settings.files_url)
-    except (ValueError, OSError) as exc:
-        fail(f"report files: {exc}")
+    catalog = open_catalog(settings)  # last: its migration is the one step with shared effects
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

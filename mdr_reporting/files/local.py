@@ -64,13 +64,17 @@ class LocalFileStore(FileStore):
 
     def delete(self, key: str) -> bool:
         path = self.path(key)
+        # a put killed before its rename leaves its staging copy: it goes with the key
+        for staging in path.parent.glob(f"{_TMP_PREFIX}*-{path.name}"):
+            staging.unlink(missing_ok=True)
         try:
             path.unlink()
+            existed = True
         except FileNotFoundError:
-            return False
+            existed = False
         with contextlib.suppress(OSError):
             path.parent.rmdir()  # only when empty: one folder per request
-        return True
+        return existed
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()

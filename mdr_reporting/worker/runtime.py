@@ -10,6 +10,7 @@ from datetime import timedelta
 from types import TracebackType
 
 from mdr_reporting.catalog.jobs import JobQueue
+from mdr_reporting.catalog.notify import Listener
 from mdr_reporting.catalog.store import Catalog
 from mdr_reporting.files import FileStore, open_file_store
 from mdr_reporting.lake import Lake, open_lake
@@ -22,6 +23,9 @@ from mdr_reporting.worker.worker import Worker
 __all__ = ["Background", "job_queue", "report_builder"]
 
 log = logging.getLogger("mdr.worker")
+
+POLL_SECONDS = 0.25  # SQLite, or a worker in its own process: polling is the only signal
+LISTEN_POLL_SECONDS = 2.0  # PostgreSQL: NOTIFY wakes idle workers, polling is the fallback
 
 
 def job_queue(settings: Settings, catalog: Catalog) -> JobQueue:
@@ -45,7 +49,8 @@ def report_builder(settings: Settings, lake: Lake | None = None) -> ReportBuilde
 
 
 class Background:
-    """The worker (when there is a builder) and the sweeper, started and stopped together."""
+    """The worker (when there is a builder), its LISTEN thread on PostgreSQL, and the sweeper,
+    started and stopped together."""
 
     def __init__(
         self,
@@ -58,16 +63,22 @@ class Background:
     ) -> None:
         queue = job_queue(settings, catalog)
         files = files or open_file_store(settings.files_url)
+        listens = catalog.engine.dialect.name == "postgresql"
         self.worker = (
             Worker(
                 queue,
                 files,
                 builder,
                 concurrency=settings.worker_concurrency,
+                # with LISTEN, polling only finds expired leases and retries: less often
+                poll_interval=LISTEN_POLL_SECONDS if listens else POLL_SECONDS,
                 work_dir=settings.data_dir / "work",
             )
             if builder is not None
             else None
+        )
+        self.listener = (
+            Listener(catalog.url, self.worker.wake) if listens and self.worker is not None else None
         )
         self.sweeper = Sweeper(queue, files, interval=sweep_interval)
 
@@ -75,8 +86,12 @@ class Background:
         self.sweeper.start()
         if self.worker is not None:
             self.worker.start()
+        if self.listener is not None:
+            self.listener.start()
 
     def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
         if self.worker is not None:
             self.worker.stop()
         self.sweeper.stop()

@@ -1,6 +1,7 @@
 """The expiry sweeper: Complete reports become Expired after the retention, files go away.
 
-It also deletes the files of DELETEd requests. It runs on a timer inside ``mdr serve``
+It also deletes the files of DELETEd requests, and any file a Failed request's last
+attempt put before it died. It runs on a timer inside ``mdr serve``
 (and any worker); tests call :meth:`Sweeper.sweep` with a controllable clock.
 """
 
@@ -36,7 +37,7 @@ class Sweeper:
     def sweep(self) -> SweepResult:
         """One pass; the catalog is updated first, so no link ever points at a deleted file."""
         expired = self._drain(self.queue.expire_due)
-        purged = self._drain(self.queue.purge_deleted)
+        purged = self._drain(self.queue.purge_deleted) + self._drain(self.queue.purge_failed)
         if expired or purged:
             log.info("expired %d report(s), removed %d deleted report file(s)", expired, purged)
         return SweepResult(expired, purged)

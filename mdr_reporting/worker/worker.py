@@ -1,6 +1,8 @@
 """The report worker: claim a request, build it, store the file, mark it Complete.
 
-Each slot is a thread that loops claim -> build -> put -> complete. While a build
+Each slot is a thread that loops claim -> build -> record the file key -> put ->
+complete; the key is recorded first so that a file put by a worker that dies before
+Complete is found and removed by the next attempt or the sweeper. While a build
 runs, a heartbeat thread renews the lease; when a renewal or a progress write finds
 the lease gone (the request was DELETEd, or the lease expired and another worker
 took over) the build is cancelled and its file discarded. State lives in the
@@ -198,12 +200,17 @@ class Worker:
         log.info("building report %s (attempt %d)", state.id, claim.attempt)
         with _Job(self, claim) as job:
             try:
+                if state.file_key is not None:  # put by an attempt that died before Complete
+                    self.files.delete(state.file_key)
                 result = self.builder.build(
                     state, out_path, progress=job.progress, cancelled=job.cancelled
                 )
                 if job.cancelled():
                     raise BuildCancelled
                 key = f"{state.id}/{token}{suffix}"
+                if not self.queue.record_file(state.id, claim.owner, key):
+                    job.lost.set()
+                    raise BuildCancelled
                 size = self.files.put(key, out_path)
                 done = self.queue.complete(
                     state.id,
