@@ -3,10 +3,11 @@
 Engines translate a :class:`ReportQuery`; they never see request JSON.  The
 literal matching rules of api.md section 4 are decided here, once: a number
 value and a record's number are compared after :func:`normalise_number` (one
-leading ``+`` dropped, then Unicode lower case), every character literal.  An
-engine only has to apply the same normalisation to the record side in its own
-dialect and compare with plain substring/prefix/suffix tests, bound as
-parameters (no LIKE patterns, so nothing to escape).
+leading ``+`` dropped, then Python's Unicode lower case), every character
+literal.  The lake stores each record's folded numbers (``cli_folded``,
+``cld_folded``, written by the same function), so an engine compares those
+with plain substring/prefix/suffix tests, bound as parameters (no LIKE
+patterns, so nothing to escape), and never folds in its own dialect.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Literal
 
 from mdr_reporting.domain.enums import RECORD_TYPE_STATUSES, STATUS_RECORD_TYPE
 from mdr_reporting.domain.filters import Filter
-from mdr_reporting.domain.records import REPORT_COLUMNS
+from mdr_reporting.domain.records import REPORT_COLUMNS, fold_number
 from mdr_reporting.domain.requests import ReportRequest
 
 __all__ = [
@@ -46,13 +47,8 @@ ALL_DIRECTIONS = ("inbound", "outbound")
 ALL_STATUSES = tuple(sorted(STATUS_RECORD_TYPE))
 
 
-def normalise_number(number: str) -> str:
-    """The comparable form of a CLI/CLD or match value: one leading ``+`` dropped, lower case.
-
-    Lower case (not casefold) because every SQL dialect has it; alphanumeric
-    sender ids are the case that matters.
-    """
-    return number.removeprefix("+").lower()
+normalise_number = fold_number
+"""The comparable form of a CLI/CLD or match value (defined once, in ``records``)."""
 
 
 def record_type_name(status: str) -> str:

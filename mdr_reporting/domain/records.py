@@ -1,14 +1,32 @@
-"""The record (MDR) schema of api.md section 13, as one Arrow schema.
+"""The record (MDR) schema of api.md section 13, as one Arrow schema, and the lake's.
 
 Timestamps are UTC instants with microsecond precision; ``rate`` and ``cost``
 are exact decimals (never binary floats) with 6 decimal places.
+
+The lake stores two more columns, ``cli_folded`` and ``cld_folded``: the
+numbers as number filters compare them (:func:`fold_number`), computed here in
+Python once, when a row is written.  SQL engines' ``lower()`` differs from
+Python's (DuckDB maps a word-final ``Σ`` to ``σ`` and ``İ`` to ``i``; Python gives
+``ς`` and ``i̇``), so every engine compares these stored strings instead.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["MONEY", "RECORD_COLUMNS", "RECORD_SCHEMA", "REPORT_COLUMNS", "TIMESTAMP"]
+__all__ = [
+    "FOLDED_COLUMNS",
+    "LAKE_SCHEMA",
+    "MONEY",
+    "RECORD_COLUMNS",
+    "RECORD_SCHEMA",
+    "REPORT_COLUMNS",
+    "TIMESTAMP",
+    "fold_number",
+    "fold_numbers",
+    "with_folded_numbers",
+]
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 MONEY = pa.decimal128(18, 6)
@@ -72,3 +90,44 @@ REPORT_COLUMNS = (
     "currency",
     "media_size_bytes",
 )
+
+
+# Number column -> its folded twin in the lake (see the module docstring).
+FOLDED_COLUMNS = {"cli": "cli_folded", "cld": "cld_folded"}
+
+LAKE_SCHEMA = pa.schema(
+    [*RECORD_SCHEMA, *(pa.field(name, pa.string()) for name in FOLDED_COLUMNS.values())]
+)
+"""What a lake data file holds: the record columns, then the folded numbers."""
+
+
+def fold_number(number: str) -> str:
+    """The comparable form of a CLI/CLD or match value (api.md section 4): one leading ``+``
+    dropped, then Python's Unicode lower case.
+
+    Lower case (not casefold): alphanumeric sender ids are the case that matters,
+    and ``str.lower`` keeps the final sigma and the dotted capital I as Unicode says.
+    """
+    return number.removeprefix("+").lower()
+
+
+def fold_numbers(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """:func:`fold_number` over a string column: ASCII rows in bulk, the rest in Python."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    values = values.cast(pa.string())
+    plus = pc.fill_null(pc.starts_with(values, "+"), False)
+    folded = pc.ascii_lower(pc.if_else(plus, pc.utf8_slice_codeunits(values, 1), values))
+    other = pc.invert(pc.fill_null(pc.string_is_ascii(values), True))
+    if not pc.any(other).as_py():
+        return folded
+    fixed = [fold_number(v) for v in values.filter(other).to_pylist()]
+    return pc.replace_with_mask(folded, other, pa.array(fixed, pa.string()))
+
+
+def with_folded_numbers(table: pa.Table) -> pa.Table:
+    """``table`` (the record columns, maybe old folded ones) as LAKE_SCHEMA, folded afresh."""
+    records = table.select(RECORD_COLUMNS).cast(RECORD_SCHEMA)
+    for number, folded in FOLDED_COLUMNS.items():
+        records = records.append_column(folded, fold_numbers(records.column(number)))
+    return records.cast(LAKE_SCHEMA)

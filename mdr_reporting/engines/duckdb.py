@@ -21,8 +21,11 @@ from typing import Any
 
 import duckdb
 import pyarrow.parquet as pq
+from duckdb.func import ARROW
+from duckdb.sqltypes import VARCHAR
 
 from mdr_reporting.domain.query import ReportQuery
+from mdr_reporting.domain.records import fold_numbers
 from mdr_reporting.domain.times import get_zone
 from mdr_reporting.domain.zones import offset_spans
 from mdr_reporting.engines.base import (
@@ -34,6 +37,7 @@ from mdr_reporting.engines.base import (
     SnapshotFileMissing,
 )
 from mdr_reporting.engines.duckdb_sql import Shape, day_statement
+from mdr_reporting.engines.lakefiles import FOLD_FUNCTION, has_folded_numbers
 from mdr_reporting.engines.outputs import Assembler, assembler_for
 from mdr_reporting.lake.base import Snapshot
 
@@ -162,6 +166,10 @@ class _Days:
         if engine.threads:
             config["threads"] = engine.threads
         self.con = duckdb.connect(config=config)
+        # Only for lake files written before the folded numbers were stored.
+        self.con.create_function(
+            FOLD_FUNCTION, fold_numbers, [VARCHAR], VARCHAR, type=ARROW, side_effects=False
+        )
         self.query = query
         self.workdir = workdir
         self.parallel = engine.parallel_days
@@ -239,7 +247,9 @@ class _Days:
             _check_files(files)
             cursor = self._cursor()
             low, high = _timestamp_range(files) or _scanned_range(cursor, files)
-            stmt = day_statement(self.query, files, offset_spans(self.zone, low, high), self.shape)
+            spans = offset_spans(self.zone, low, high)
+            folded = self.query.where is None or has_folded_numbers(files)
+            stmt = day_statement(self.query, files, spans, self.shape, folded=folded)
             sql = f"COPY ({stmt.sql}) TO '{target}' ({self.options})"
             oom = self.crowded
             if not oom:

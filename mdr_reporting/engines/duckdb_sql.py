@@ -2,7 +2,8 @@
 
 The statement's text depends only on the shape of the query (how many
 accounts, filters, offset spans); values go in ``params``.  Number matches use
-``contains``/``starts_with``/``ends_with`` on normalised strings, so no LIKE
+``contains``/``starts_with``/``ends_with`` on the lake's folded numbers (folded
+by the domain's own function, never by DuckDB's ``lower()``), so no LIKE
 pattern is built and nothing needs escaping.
 """
 
@@ -13,8 +14,9 @@ from typing import Any, Literal
 
 from mdr_reporting.domain.enums import STATUS_RECORD_TYPE
 from mdr_reporting.domain.query import AnyOf, NumberMatch, ReportQuery, TagMatch
-from mdr_reporting.domain.records import RECORD_COLUMNS
+from mdr_reporting.domain.records import FOLDED_COLUMNS, RECORD_COLUMNS
 from mdr_reporting.domain.zones import OffsetSpan
+from mdr_reporting.engines.lakefiles import FOLD_FUNCTION
 
 __all__ = ["Shape", "Statement", "day_statement"]
 
@@ -34,7 +36,6 @@ _CRITERIA_COLUMNS = (
     "cli",
     "cld",
 )
-_NUMBER_SQL = "lower(CASE WHEN starts_with({0}, '+') THEN {0}[2:] ELSE {0} END)"
 _MATCH_SQL = {"contains": "contains", "starts_with": "starts_with", "ends_with": "ends_with"}
 
 
@@ -158,8 +159,13 @@ def day_statement(
     files: tuple[str, ...],
     spans: list[OffsetSpan],
     shape: Shape,
+    *,
+    folded: bool = True,
 ) -> Statement:
     """The SELECT of one day's rows: latest version per id, then the criteria, then the order.
+
+    ``folded``: every file holds the folded numbers; otherwise they are computed
+    by the domain's function, registered as :data:`FOLD_FUNCTION`.
 
     The account and window conditions come first, on the scan, so Parquet
     statistics skip other accounts' row groups; ``created_at`` and
@@ -186,7 +192,8 @@ def day_statement(
         if isinstance(t, NumberMatch)
     }
     numbers = "".join(
-        f",\n           {_NUMBER_SQL.format(name)} AS _{name}" for name in sorted(used)
+        f",\n           {FOLDED_COLUMNS[name] if folded else f'{FOLD_FUNCTION}({name})'} AS _{name}"
+        for name in sorted(used)
     )
     where = "WHERE " + "\n  AND ".join(criteria) if criteria else ""
     # Latest version: no other version of the id is newer, or as new and listed earlier

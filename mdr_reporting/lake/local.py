@@ -21,6 +21,9 @@ Rules (api.md section 6, architecture.md "Lake"):
   and a row whose id the day already holds with an equal or later ``updated_at``
   is dropped (a re-sent batch stores nothing).  A row that changes ``account_id``
   or ``created_at`` of a stored id raises :class:`LakeConflict`.
+* Files hold LAKE_SCHEMA: the records plus their folded numbers (``cli_folded``,
+  ``cld_folded``, domain/records.py), which merges write afresh, so
+  ``compact()`` adds them to files written before they existed.
 * Each file is sorted by (account_id, created_at) in row groups of
   :data:`ROW_GROUP_ROWS`, so min/max statistics let a reader skip other accounts.
 * Files per day are bounded by :data:`MAX_FILES_PER_DAY` (16) in every manifest:
@@ -54,7 +57,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mdr_reporting.domain.records import RECORD_SCHEMA
+from mdr_reporting.domain.records import (
+    FOLDED_COLUMNS,
+    LAKE_SCHEMA,
+    RECORD_SCHEMA,
+    with_folded_numbers,
+)
 from mdr_reporting.domain.validation import repeated_rows
 from mdr_reporting.lake.base import (
     AppendResult,
@@ -184,16 +192,26 @@ class LocalLake(Lake):
     # -- maintenance --------------------------------------------------------------------
 
     def compact(self) -> CompactResult:
-        """Merge every day with more than one file into one; reclaim what nobody reads."""
+        """Merge every day with more than one file (or without folded numbers) into one;
+        reclaim what nobody reads."""
         with self._lock, self._file_lock():
             manifest = read_manifest(self.root)
             before = sum(len(entries) for entries in manifest.days.values())
-            days = [day for day, entries in manifest.days.items() if len(entries) > 1]
+            days = [
+                day
+                for day, entries in manifest.days.items()
+                if len(entries) > 1 or not self._folded(entries)
+            ]
             for day in sorted(days):
                 manifest = self._merge(manifest, day, list(manifest.days[day]))
             manifest = self._reclaim(manifest)
             after = sum(len(entries) for entries in manifest.days.values())
             return CompactResult(len(days), before, after)
+
+    def _folded(self, entries: Sequence[FileEntry]) -> bool:
+        """Whether every file holds the folded numbers (files from before them do not)."""
+        wanted = set(FOLDED_COLUMNS.values())
+        return all(wanted <= set(pq.read_schema(self.root / e.path).names) for e in entries)
 
     def _merge(self, manifest: Manifest, day: date, entries: list[FileEntry]) -> Manifest:
         """Replace ``entries`` of ``day`` by one file with the latest version of each id."""
@@ -272,7 +290,7 @@ class LocalLake(Lake):
                 compression="zstd",
                 compression_level=1,
                 use_dictionary=DICTIONARY_COLUMNS,
-                sorting_columns=pq.SortingColumn.from_ordering(RECORD_SCHEMA, SORT_KEYS),
+                sorting_columns=pq.SortingColumn.from_ordering(LAKE_SCHEMA, SORT_KEYS),
                 write_page_index=True,
             )
             handle.flush()
@@ -302,7 +320,7 @@ class _LocalWriter(LakeWriter):
     def add(self, batch: pa.Table) -> int:
         if self.done:
             raise RuntimeError("this lake writer is closed")
-        batch = batch.select(RECORD_SCHEMA.names).cast(RECORD_SCHEMA)
+        batch = with_folded_numbers(batch)  # LAKE_SCHEMA: the records and their folded numbers
         origin = _layout(batch)  # one gather: drops superseded rows and sorts
         batch, days = batch.take(pa.array(origin)), _day_numbers(batch)[origin]
         bounds = np.flatnonzero(np.diff(days)) + 1
@@ -419,9 +437,14 @@ def _latest_sorted(paths: Sequence[str]) -> pa.Table:
 
     Vectorised in-process (no query engine): merges run inside appends, often on
     small files, where starting a DuckDB query would cost more than the work.
+    Files written before the lake stored folded numbers get them here.
     """
-    table = pa.concat_tables([pq.read_table(path, schema=RECORD_SCHEMA) for path in paths])
-    return table.take(pa.array(_layout(table)))
+    columns = list(RECORD_SCHEMA.names)
+    table = pa.concat_tables(
+        [pq.read_table(path, columns=columns).cast(RECORD_SCHEMA) for path in paths]
+    )
+    table = table.take(pa.array(_layout(table)))
+    return with_folded_numbers(table)
 
 
 def _layout(batch: pa.Table) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Small randomized lakes for engine tests: records as dicts, written as the lake writes them.
 
-Each UTC day of ``created_at`` gets one to three Parquet files (RECORD_SCHEMA,
+Each UTC day of ``created_at`` gets one to three Parquet files (LAKE_SCHEMA,
 sorted by account_id then created_at); the versions of an id are spread over
-the day's files, so latest-version resolution has work to do.
+the day's files, so latest-version resolution has work to do.  Some files can be
+written as before the lake stored folded numbers (RECORD_SCHEMA only).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mdr_reporting.domain.records import RECORD_SCHEMA
+from mdr_reporting.domain.records import RECORD_SCHEMA, with_folded_numbers
 from mdr_reporting.lake.base import Snapshot
 
 Record = dict[str, Any]
@@ -50,6 +51,12 @@ NUMBERS = (
     "+%_",
     "++1312",
     "Ünïcode-É",
+    "ΟΔΟΣ",  # Python folds the final sigma to ς, SQL lower() to σ
+    "οδος",
+    "+ΣΟΦΙΑΣ",
+    "İstanbul",  # Python folds İ to i + U+0307, SQL lower() to i
+    "i\u0307stanbul",
+    "İZMİR",
     "",
     "+",
 )
@@ -208,8 +215,14 @@ def layout(rng: random.Random, messages: list[list[Record]]) -> dict[date, list[
     return per_day
 
 
-def write_lake(root: Path, files: dict[date, list[list[Record]]]) -> Snapshot:
-    """Write the layout as Parquet (empty files are skipped, as a lake would never write them)."""
+def write_lake(
+    root: Path, files: dict[date, list[list[Record]]], legacy: random.Random | None = None
+) -> Snapshot:
+    """Write the layout as Parquet (empty files are skipped, as a lake would never write them).
+
+    With ``legacy``, about one file in five lacks the folded numbers, as files
+    written before the lake stored them do.
+    """
     snapshot: dict[date, tuple[str, ...]] = {}
     for day, rows_per_file in sorted(files.items()):
         paths: list[str] = []
@@ -218,7 +231,10 @@ def write_lake(root: Path, files: dict[date, list[list[Record]]]) -> Snapshot:
                 continue
             path = root / f"day={day.isoformat()}" / f"part-{index}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(pa.Table.from_pylist(rows, schema=RECORD_SCHEMA), path, row_group_size=7)
+            table = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
+            if legacy is None or legacy.random() >= 0.2:
+                table = with_folded_numbers(table)
+            pq.write_table(table, path, row_group_size=7)
             paths.append(str(path))
         snapshot[day] = tuple(paths)
     return Snapshot(version=1, files=snapshot)

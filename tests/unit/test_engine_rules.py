@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from mdr_reporting.domain.enums import Direction, RecordType
 from mdr_reporting.domain.filters import Filter
 from mdr_reporting.domain.query import ReportQuery, compile_query
-from mdr_reporting.domain.records import RECORD_SCHEMA, REPORT_COLUMNS
+from mdr_reporting.domain.records import RECORD_SCHEMA, REPORT_COLUMNS, with_folded_numbers
 from mdr_reporting.domain.requests import ReportRequest
 from mdr_reporting.engines.base import Cancelled, SnapshotFileMissing
 from mdr_reporting.engines.duckdb import DuckDBEngine
@@ -63,8 +63,11 @@ def rec(message_id: str, **fields: Any) -> dict[str, Any]:
     return row
 
 
-def lake(root: Path, *files: Sequence[dict[str, Any]]) -> Snapshot:
-    """Each argument is one file; rows go to the day of their created_at."""
+def lake(root: Path, *files: Sequence[dict[str, Any]], folded: bool = False) -> Snapshot:
+    """Each argument is one file; rows go to the day of their created_at.
+
+    Without ``folded`` the files are as written before the lake stored folded numbers.
+    """
     per_day: dict[date, list[str]] = {}
     for index, rows in enumerate(files):
         by_day: dict[date, list[dict[str, Any]]] = {}
@@ -73,7 +76,8 @@ def lake(root: Path, *files: Sequence[dict[str, Any]]) -> Snapshot:
         for day, day_rows in by_day.items():
             path = root / f"{day}-{index}.parquet"
             day_rows.sort(key=lambda r: (r["account_id"], r["created_at"]))
-            pq.write_table(pa.Table.from_pylist(day_rows, schema=RECORD_SCHEMA), path)
+            table = pa.Table.from_pylist(day_rows, schema=RECORD_SCHEMA)
+            pq.write_table(with_folded_numbers(table) if folded else table, path)
             per_day.setdefault(day, []).append(str(path))
     return Snapshot(1, {day: tuple(paths) for day, paths in per_day.items()})
 
@@ -133,6 +137,26 @@ def test_number_matching_is_literal(
     req = request(
         filters=(numbers("cli", "starts_with" if value[0] in "+1" else "contains", value),)
     )
+    assert ids(tmp_path, snapshot, req) == (["m"] if expected else [])
+
+
+@pytest.mark.parametrize("folded", [True, False], ids=["folded", "older-files"])
+@pytest.mark.parametrize(
+    ("match", "value", "stored", "expected"),
+    [
+        ("contains", "οδος", "+ΟΔΟΣ", True),  # Python folds a final Σ to ς (SQL lower(): σ)
+        ("ends_with", "Σ", "ΟΔΟΣ", False),  # a lone Σ folds to σ, the stored final one to ς
+        ("starts_with", "i\u0307stanbul", "İSTANBUL", True),  # İ: i + U+0307 (SQL lower(): i)
+        ("contains", "i\u0307", "İZMİR", True),
+        ("contains", "istanbul", "İSTANBUL", False),
+    ],
+)
+def test_numbers_fold_as_python_lower_case(
+    tmp_path: Path, folded: bool, match: str, value: str, stored: str, expected: bool
+) -> None:
+    """The domain's folding decides (api.md section 4), not the engine's ``lower()``."""
+    snapshot = lake(tmp_path, [rec("m", cli=stored)], folded=folded)
+    req = request(filters=(numbers("cli", match, value),))
     assert ids(tmp_path, snapshot, req) == (["m"] if expected else [])
 
 

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from mdr_reporting.domain.records import RECORD_SCHEMA
+from mdr_reporting.domain.records import LAKE_SCHEMA, RECORD_SCHEMA
 from mdr_reporting.lake import LakeConflict, open_lake
 from mdr_reporting.lake import local as local_module
 from mdr_reporting.lake import manifest as manifest_module
@@ -267,3 +267,22 @@ def test_no_manifest_ever_names_more_files_per_day_than_the_bound(tmp_path: Path
         result = writer.commit()
     assert result.version == 1  # one manifest version, already within the bound
     assert lake.stats().days[0].files <= 4 and len(latest(lake)) == 10
+
+
+def test_files_carry_folded_numbers_and_compaction_adds_them_to_older_files(
+    tmp_path: Path,
+) -> None:
+    """Appends write the domain's folding of cli/cld; a file written before the lake stored
+    it (RECORD_SCHEMA only) gets the columns when ``compact()`` rewrites its day."""
+    lake = LocalLake(tmp_path)
+    lake.append(table([record(0, cli="+ΟΔΟΣ", cld="İSTANBUL")]))
+    (path,) = lake.snapshot().files[DAY]
+    stored = pq.read_table(path)
+    assert stored.schema.equals(LAKE_SCHEMA)
+    assert stored.column("cli_folded").to_pylist() == ["οδος"]
+    assert stored.column("cld_folded").to_pylist() == ["i\u0307stanbul"]
+
+    pq.write_table(stored.select(RECORD_SCHEMA.names), path)  # as an older build wrote it
+    assert lake.compact().days == 1
+    (merged,) = lake.snapshot().files[DAY]
+    assert pq.read_table(merged).select(LAKE_SCHEMA.names).equals(stored)
