@@ -142,6 +142,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("link_ttl_seconds", _int_range(3600, 7 * 86400), 3 * 3600, "signed link lifetime"),
     Setting("report_retention_days", _int_range(1, 3650), 30, "days a report stays downloadable"),
     Setting("log_level", _log_level, "info", "log level"),
+    Setting(
+        "max_pending_per_account",
+        _int_range(0, 10_000_000),
+        1000,
+        "Pending requests an account may have queued at once; past it a create is a 429 "
+        "(0: no cap)",
+    ),
+    Setting("rate_limit_rps", _float_range(0, 1e6), 200.0, "API calls per second per key (0: off)"),
+    Setting("rate_limit_burst", _int_range(1, 10_000_000), 2000, "API calls a key may burst"),
+    Setting(
+        "create_rate_limit_rps", _float_range(0, 1e6), 20.0, "report creates per second per key"
+    ),
+    Setting(
+        "create_rate_limit_burst", _int_range(1, 10_000_000), 200, "report creates a key may burst"
+    ),
+    Setting(
+        "ingest_rate_limit_rps", _float_range(0, 1e6), 50.0, "ingest batches per second per key"
+    ),
+    Setting(
+        "ingest_rate_limit_burst", _int_range(1, 10_000_000), 500, "ingest batches a key may burst"
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -166,6 +187,13 @@ class Settings:
     link_ttl_seconds: int
     report_retention_days: int
     log_level: str
+    max_pending_per_account: int
+    rate_limit_rps: float
+    rate_limit_burst: int
+    create_rate_limit_rps: float
+    create_rate_limit_burst: int
+    ingest_rate_limit_rps: float
+    ingest_rate_limit_burst: int
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property

@@ -50,6 +50,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.requests = RequestService(self.catalog, self.clock, self.files)
+        self.requests.max_pending = self.settings.max_pending_per_account or None
         if self.links is not None:
             if self.report_url is _no_link:
                 self.report_url = self.links.report_url
