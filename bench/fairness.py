@@ -152,6 +152,9 @@ def main() -> None:
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     data, key_a, key_b = prepared(args.workdir, args.records)
+    with sqlite3.connect(data / "catalog.db") as db:  # an idle service: no earlier run's queue
+        db.execute("DELETE FROM requests")
+        db.execute("DELETE FROM claim_turns")
     server = Server(data)
 
     def client(key: str) -> httpx.Client:
