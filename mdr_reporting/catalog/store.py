@@ -115,7 +115,11 @@ class Catalog:
         if url.startswith("sqlite:///"):
             from pathlib import Path
 
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            from mdr_reporting.owner_only import private_dir, private_file
+
+            database = Path(url.removeprefix("sqlite:///").partition("?")[0])
+            private_dir(database.parent)
+            private_file(database)  # SQLite gives its -wal and -shm files the same mode
         self.url = url
         self.engine = make_engine(url)
         self.clock = clock

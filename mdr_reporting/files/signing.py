@@ -3,6 +3,12 @@
 A link names the request and its expiry in the clear; the signature also covers the
 file key, so a link made for another request, or for an earlier file of the same
 request, never verifies. Links need no Authorization header (api.md section 3).
+
+Rotation: ``sig`` is ``<key id>.<signature>``, the key id being a fingerprint of the
+secret that signed it. The signer signs with the current secret and verifies with it
+or with any retired one it was given, so links made before a rotation keep working
+until they expire. A link without a key id (made before key ids existed) is checked
+against every secret.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import base64
 import hashlib
 import hmac
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlencode
@@ -22,6 +28,16 @@ from mdr_reporting.domain.requests import RequestState
 __all__ = ["LinkRejected", "LinkSigner", "SignedLink"]
 
 _PURPOSE = b"mdr report download link v1"
+
+
+def _purpose_key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), _PURPOSE, hashlib.sha256).digest()
+
+
+def _key_id(key: bytes) -> str:
+    """A short public name of a key: it tells which secret signed, and nothing of it."""
+    digest = hmac.new(key, b"mdr key id", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:6]).decode()
 
 
 class LinkRejected(Exception):
@@ -44,24 +60,31 @@ class LinkSigner:
         public_url: str,
         ttl: timedelta,
         clock: Callable[[], datetime],
+        *,
+        old_secrets: Sequence[str] = (),
     ) -> None:
-        if len(secret) < 16:
+        if any(len(s) < 16 for s in (secret, *old_secrets)):
             raise ValueError("the signing secret must be at least 16 characters")
         # A key for this one purpose, so the secret can sign other things without overlap.
-        self._key = hmac.new(secret.encode(), _PURPOSE, hashlib.sha256).digest()
+        self._key = _purpose_key(secret)
+        self.key_id = _key_id(self._key)
+        self._keys = {_key_id(k): k for k in map(_purpose_key, old_secrets)}
+        self._keys[self.key_id] = self._key
         self.public_url = public_url.rstrip("/")
         self.ttl = ttl
         self.clock = clock
 
-    def _signature(self, request_id: str, file_key: str, expires: int) -> str:
+    @staticmethod
+    def _signature(key: bytes, request_id: str, file_key: str, expires: int) -> str:
         message = f"{request_id}\n{file_key}\n{expires}".encode()
-        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        digest = hmac.new(key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def sign(self, request_id: str, file_key: str) -> SignedLink:
         """A link valid for at least ``ttl`` from now (the expiry is rounded up)."""
         expires = math.ceil((self.clock() + self.ttl).timestamp())
-        return SignedLink(request_id, expires, self._signature(request_id, file_key, expires))
+        signature = self._signature(self._key, request_id, file_key, expires)
+        return SignedLink(request_id, expires, f"{self.key_id}.{signature}")
 
     def url(self, link: SignedLink) -> str:
         query = urlencode({"expires": link.expires, "sig": link.signature})
@@ -77,8 +100,19 @@ class LinkSigner:
         """Raise LinkRejected unless the link was signed for this request and file and is live."""
         if not expires.isdigit() or len(expires) > 12:
             raise LinkRejected("the link is malformed")
-        expected = self._signature(request_id, file_key, int(expires))
-        if not hmac.compare_digest(expected.encode(), signature.encode()):
+        key_id, dot, mac = signature.rpartition(".")
+        if dot:
+            key = self._keys.get(key_id)
+            keys = [key] if key is not None else []
+        else:  # a link from before key ids: any of our secrets may have signed it
+            keys = list(self._keys.values())
+        given = mac.encode()
+        if not any(
+            hmac.compare_digest(
+                self._signature(k, request_id, file_key, int(expires)).encode(), given
+            )
+            for k in keys
+        ):
             raise LinkRejected("the link's signature is not valid")
         if int(expires) <= self.clock().timestamp():
             raise LinkRejected("the link has expired: GET the request again for a fresh one")
