@@ -25,6 +25,7 @@ __all__ = [
     "SettingsError",
     "ensure_signing_secret",
     "load_settings",
+    "rotate_signing_secret",
 ]
 
 ENV_PREFIX = "MDR_"
@@ -111,6 +112,16 @@ def _http_url(value: Any) -> str:
     return text
 
 
+def _secrets(value: Any) -> tuple[str, ...]:
+    """A list of secrets: a TOML array, or one string of comma-separated secrets."""
+    items = value if isinstance(value, list | tuple) else _str(value).split(",")
+    found = tuple(_str(item).strip() for item in items if _str(item).strip())
+    for item in found:
+        if len(item) < 16:
+            raise ValueError("every secret must be at least 16 characters")
+    return found
+
+
 def _log_level(value: Any) -> str:
     return _choice("debug", "info", "warning", "error")(value)
 
@@ -132,6 +143,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("engine", _choice("duckdb", "spark"), "duckdb", "query engine"),
     Setting("spark_master", _str, "local[2]", "Spark master URL when engine is spark"),
     Setting("signing_secret", _str, None, "secret for signed download links"),
+    Setting(
+        "signing_old_secrets",
+        _secrets,
+        (),
+        "retired signing secrets whose links stay valid until they expire (comma-separated)",
+    ),
     Setting("host", _str, "127.0.0.1", "listen address"),
     Setting("port", _int_range(0, 65535), 8000, "listen port"),
     Setting("public_url", _http_url, None, "base URL put in report links"),
@@ -142,6 +159,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("link_ttl_seconds", _int_range(3600, 7 * 86400), 3 * 3600, "signed link lifetime"),
     Setting("report_retention_days", _int_range(1, 3650), 30, "days a report stays downloadable"),
     Setting("log_level", _log_level, "info", "log level"),
+    Setting(
+        "max_pending_per_account",
+        _int_range(0, 10_000_000),
+        1000,
+        "Pending requests an account may have queued at once; past it a create is a 429 "
+        "(0: no cap)",
+    ),
+    Setting("rate_limit_rps", _float_range(0, 1e6), 200.0, "API calls per second per key (0: off)"),
+    Setting("rate_limit_burst", _int_range(1, 10_000_000), 2000, "API calls a key may burst"),
+    Setting(
+        "create_rate_limit_rps", _float_range(0, 1e6), 20.0, "report creates per second per key"
+    ),
+    Setting(
+        "create_rate_limit_burst", _int_range(1, 10_000_000), 200, "report creates a key may burst"
+    ),
+    Setting(
+        "ingest_rate_limit_rps", _float_range(0, 1e6), 50.0, "ingest batches per second per key"
+    ),
+    Setting(
+        "ingest_rate_limit_burst", _int_range(1, 10_000_000), 500, "ingest batches a key may burst"
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -156,6 +194,7 @@ class Settings:
     engine: str
     spark_master: str
     signing_secret: str
+    signing_old_secrets: tuple[str, ...]
     host: str
     port: int
     public_url: str
@@ -166,6 +205,13 @@ class Settings:
     link_ttl_seconds: int
     report_retention_days: int
     log_level: str
+    max_pending_per_account: int
+    rate_limit_rps: float
+    rate_limit_burst: int
+    create_rate_limit_rps: float
+    create_rate_limit_burst: int
+    ingest_rate_limit_rps: float
+    ingest_rate_limit_burst: int
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -263,16 +309,53 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+SECRET_FILE = "signing.secret"  # noqa: S105 - a file name, not a secret
+OLD_SECRETS_FILE = "signing.old-secrets"
+
+
 def ensure_signing_secret(settings: Settings) -> Settings:
-    """Give the embedded default a stable secret kept in the data folder."""
+    """Give the embedded default a stable secret kept in the data folder (0600, never wider),
+    and add the retired secrets of ``signing.old-secrets`` there to the setting's."""
+    from mdr_reporting.owner_only import private_dir, write_new
+
+    old = settings.signing_old_secrets + _read_secrets(settings.data_dir / OLD_SECRETS_FILE)
     if settings.signing_secret:
-        return settings
-    path = settings.data_dir / "signing.secret"
+        return dataclasses.replace(settings, signing_old_secrets=old)
+    path = settings.data_dir / SECRET_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(secrets.token_urlsafe(48))
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        private_dir(settings.data_dir)
+        write_new(path, secrets.token_urlsafe(48).encode())
     secret = path.read_text().strip()
-    return dataclasses.replace(settings, signing_secret=secret)
+    return dataclasses.replace(settings, signing_secret=secret, signing_old_secrets=old)
+
+
+def rotate_signing_secret(data_dir: Path) -> None:
+    """Retire the data folder's signing secret: it moves to ``signing.old-secrets`` (links
+    it signed stay valid until they expire) and a new one takes its place."""
+    from mdr_reporting.owner_only import FILE_MODE, write_new
+
+    path = data_dir / SECRET_FILE
+    if not path.exists():
+        raise SettingsError(f"{path}: no signing secret to rotate")
+    current = path.read_text().strip()
+    old = data_dir / OLD_SECRETS_FILE
+    fd = os.open(old, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    with os.fdopen(fd, "a") as handle:
+        handle.write(current + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    path.unlink()
+    write_new(path, secrets.token_urlsafe(48).encode())
+
+
+def _read_secrets(path: Path) -> tuple[str, ...]:
+    """One secret a line; blank lines and ``#`` comments are skipped."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return ()
+    found = tuple(x.strip() for x in lines if x.strip() and not x.strip().startswith("#"))
+    try:
+        return _secrets(list(found))
+    except ValueError as exc:
+        raise SettingsError(f"{path}: {exc}") from None

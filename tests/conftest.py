@@ -97,6 +97,12 @@ def settings(tmp_path: Path, catalog_url: str) -> Settings:
             "data_dir": str(tmp_path / "data"),
             "catalog_url": catalog_url,
             "signing_secret": "test-secret-0123456789",
+            # limits on (every call takes a token) but out of reach of tests that do not
+            # test them; the fake clock never refills a bucket
+            "rate_limit_burst": 1_000_000,
+            "create_rate_limit_burst": 1_000_000,
+            "ingest_rate_limit_burst": 1_000_000,
+            "max_pending_per_account": 0,
         },
         environ={},
     )

@@ -14,9 +14,11 @@ from fastapi_offline import FastAPIOffline
 from mdr_reporting import __version__
 from mdr_reporting.api import downloads, ingest, v1, v2
 from mdr_reporting.api.errors import install_error_handlers
+from mdr_reporting.api.ratelimit import RateLimitHeaders
 from mdr_reporting.api.schemas import V1CreateBody, V2CreateBody
 from mdr_reporting.api.service import RequestService
 from mdr_reporting.catalog import Catalog
+from mdr_reporting.catalog.ratelimits import RateLimiter
 from mdr_reporting.domain.requests import RequestState
 from mdr_reporting.files import FileStore, LinkSigner
 from mdr_reporting.files.downloads import ReportDownloads
@@ -47,9 +49,12 @@ class Services:
     lake: Lake | None = None  # shared by ingest and the in-process worker
     requests: RequestService = field(init=False)
     downloads: ReportDownloads | None = field(init=False, default=None)
+    rate_limiter: RateLimiter = field(init=False)
 
     def __post_init__(self) -> None:
         self.requests = RequestService(self.catalog, self.clock, self.files)
+        self.requests.max_pending = self.settings.max_pending_per_account or None
+        self.rate_limiter = RateLimiter(self.catalog)
         if self.links is not None:
             if self.report_url is _no_link:
                 self.report_url = self.links.report_url
@@ -74,6 +79,7 @@ def create_app(services: Services) -> FastAPI:
     )
     app.state.services = services
     install_error_handlers(app)
+    app.add_middleware(RateLimitHeaders)
     app.include_router(v1.router)
     app.include_router(v2.router)
     app.include_router(downloads.router)

@@ -1,4 +1,4 @@
-"""API keys: ``Authorization: Bearer <key>`` or ``Token <key>``, and scope checks."""
+"""API keys: ``Authorization: Bearer <key>`` or ``Token <key>``, scope checks, rate limits."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from mdr_reporting.api.ratelimit import charge
 from mdr_reporting.catalog import ApiKey, Catalog, KeyScope
 from mdr_reporting.domain.errors import Forbidden, Unauthenticated
 
@@ -16,7 +17,8 @@ _SCHEMES = ("bearer", "token")
 
 
 def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
-    """A dependency answering 401 without a live key and 403 without ``scope``."""
+    """A dependency answering 401 without a live key, 403 without ``scope`` and 429 past the
+    key's rate limit."""
 
     async def dependency(request: Request) -> ApiKey:
         header = request.headers.get("authorization")
@@ -33,6 +35,7 @@ def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
             raise Unauthenticated("unknown or revoked API key")
         if not key.allows(scope):
             raise Forbidden(f"this key has the '{key.scope}' scope; this call needs '{scope}'")
+        await charge(request, key)
         return key
 
     return dependency

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mdr_reporting.domain.errors import ErrorItem, MdrError
+from mdr_reporting.domain.errors import ErrorItem, MdrError, RateLimited
 
 __all__ = ["error_response", "install_error_handlers"]
 
@@ -57,6 +57,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_mdr_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, MdrError)
         headers = {"WWW-Authenticate": 'Bearer realm="mdr"'} if exc.status == 401 else None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
         return error_response(exc.status, exc.items, headers)
 
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:

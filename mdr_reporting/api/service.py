@@ -27,6 +27,7 @@ class RequestService:
         self.clock = clock
         self.files = files  # a DELETE removes the report file at once
         self.on_created: Callable[[RequestState], None] | None = None  # e.g. wake the worker
+        self.max_pending: int | None = None  # Pending requests per account; None: no cap
 
     def visible_accounts(self, key: ApiKey) -> list[str] | None:
         """Accounts whose requests ``key`` sees: its own and those it manages (admin: all)."""
@@ -84,7 +85,10 @@ class RequestService:
             canonical = orjson.dumps([surface, body], option=orjson.OPT_SORT_KEYS)
             body_hash = hashlib.sha256(canonical).hexdigest()
         stored, created = self.catalog.create_request(
-            state, idempotency_key=idempotency_key, idempotency_hash=body_hash
+            state,
+            idempotency_key=idempotency_key,
+            idempotency_hash=body_hash,
+            max_pending=self.max_pending,
         )
         if created and self.on_created is not None:
             self.on_created(stored)

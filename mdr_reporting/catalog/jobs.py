@@ -20,10 +20,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from mdr_reporting.catalog.notify import notify_claimable
-from mdr_reporting.catalog.schema import requests
+from mdr_reporting.catalog.schema import claim_turns, requests
 from mdr_reporting.catalog.store import Catalog
 from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.domain.requests import RequestState
@@ -34,9 +36,9 @@ _CLAIM_SCAN = 20  # exhausted requests failed on the way by one claim, at most
 
 
 def _locked(query: sa.Select[Any], db: Connection) -> sa.Select[Any]:
-    """Row locks for the select-then-update pattern, per dialect."""
+    """Row locks for the select-then-update pattern, per dialect (request rows only)."""
     if db.dialect.name == "postgresql":
-        return query.with_for_update(skip_locked=True)
+        return query.with_for_update(skip_locked=True, of=requests)
     return query  # SQLite: BEGIN IMMEDIATE already serialises every writer
 
 
@@ -86,23 +88,16 @@ class JobQueue:
     # -- claiming -------------------------------------------------------------------------
 
     def claim(self, owner: str) -> Claim | None:
-        """Take the lease of the oldest claimable Pending request, or None when there is none.
+        """Take the lease of the next claimable Pending request, fairly across accounts.
 
-        Claimable: not deleted, and the lease is free or expired. A request whose
+        Claimable: not deleted, and the lease is free or expired. Fair: the account
+        with the fewest requests building goes first, then the one whose turn came
+        longest ago (never before), and within an account the oldest request; so one
+        account's flood of requests does not hold back another's. A request whose
         attempts are used up (its last worker died) is Failed here instead.
         """
         now = self._now()
-        free = sa.or_(requests.c.lease_expires_at.is_(None), requests.c.lease_expires_at <= now)
-        query = (
-            requests.select()
-            .where(
-                requests.c.status == int(RequestStatus.PENDING),
-                requests.c.deleted_at.is_(None),
-                free,
-            )
-            .order_by(requests.c.created_at, requests.c.id)
-            .limit(1)  # lock one row only: other workers skip it and take the next ones
-        )
+        query = _fair_claim_query(now)
         with self.catalog.transaction() as db:
             for _ in range(_CLAIM_SCAN):
                 row = db.execute(_locked(query, db)).first()
@@ -123,6 +118,7 @@ class JobQueue:
                         updated_at=now,
                     )
                 )
+                _take_turn(db, row.account_id, now)
                 fresh = db.execute(requests.select().where(requests.c.id == row.id)).one()
                 return Claim(Catalog._state(fresh._mapping), owner, attempt)
         return None
@@ -293,6 +289,53 @@ class JobQueue:
                     .values(**values)
                 )
         return [(r.id, r.file_key) for r in rows]
+
+
+def _fair_claim_query(now: datetime) -> sa.Select[Any]:
+    """The next claimable request in fair order (see :meth:`JobQueue.claim`).
+
+    One statement, so ``FOR UPDATE OF requests SKIP LOCKED`` still hands concurrent
+    workers different rows; the per-account figures come from a grouped subquery and
+    the turn table, which are read, not locked.
+    """
+    pending = [requests.c.status == int(RequestStatus.PENDING), requests.c.deleted_at.is_(None)]
+    building = (
+        sa.select(requests.c.account_id, sa.func.count().label("n"))
+        .where(*pending, requests.c.lease_owner.is_not(None), requests.c.lease_expires_at > now)
+        .group_by(requests.c.account_id)
+        .subquery("building")
+    )
+    free = sa.or_(requests.c.lease_expires_at.is_(None), requests.c.lease_expires_at <= now)
+    return (
+        sa.select(requests)
+        .select_from(
+            requests.outerjoin(building, building.c.account_id == requests.c.account_id).outerjoin(
+                claim_turns, claim_turns.c.account_id == requests.c.account_id
+            )
+        )
+        .where(*pending, free)
+        .order_by(
+            sa.func.coalesce(building.c.n, 0),
+            claim_turns.c.last_claimed_at.asc().nulls_first(),
+            requests.c.created_at,
+            requests.c.id,
+        )
+        .limit(1)  # lock one row only: other workers skip it and take the next ones
+    )
+
+
+def _take_turn(db: Connection, account_id: str, now: datetime) -> None:
+    """Record that ``account_id`` just had its turn (an upsert on either dialect)."""
+    insert: Any = (
+        postgresql_insert(claim_turns)
+        if db.dialect.name == "postgresql"
+        else sqlite_insert(claim_turns)
+    )
+    db.execute(
+        insert.values(account_id=account_id, last_claimed_at=now).on_conflict_do_update(
+            index_elements=[claim_turns.c.account_id], set_={"last_claimed_at": now}
+        )
+    )
 
 
 def _exhausted(attempts: int) -> str:

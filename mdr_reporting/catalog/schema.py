@@ -22,7 +22,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["UTCDateTime", "accounts", "api_keys", "metadata", "requests"]
+__all__ = [
+    "UTCDateTime",
+    "accounts",
+    "api_keys",
+    "claim_turns",
+    "metadata",
+    "rate_buckets",
+    "requests",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -113,4 +121,24 @@ requests = Table(
     UniqueConstraint("account_id", "idempotency_key", name="uq_requests_idempotency"),
     Index("ix_requests_account_created", "account_id", "created_at"),
     Index("ix_requests_status_lease", "status", "lease_expires_at"),
+    Index("ix_requests_account_status", "account_id", "status"),
+)
+
+# When each account last had a request claimed: the round-robin turn of fair claiming.
+claim_turns = Table(
+    "claim_turns",
+    metadata,
+    Column("account_id", String(64), primary_key=True),
+    Column("last_claimed_at", UTCDateTime, nullable=False),
+)
+
+# Token buckets of the rate limits, shared by every API process through the catalog.
+# ``stamp`` is unix seconds of the last refill; ``granted`` is the answer of the last take.
+rate_buckets = Table(
+    "rate_buckets",
+    metadata,
+    Column("bucket", String(160), primary_key=True),
+    Column("tokens", Float, nullable=False),
+    Column("stamp", Float, nullable=False),
+    Column("granted", Boolean, nullable=False),
 )

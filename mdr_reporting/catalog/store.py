@@ -24,13 +24,14 @@ from sqlalchemy.exc import IntegrityError
 from mdr_reporting.catalog.notify import notify_claimable
 from mdr_reporting.catalog.schema import accounts, api_keys, requests
 from mdr_reporting.domain.enums import Direction, RecordType, RequestStatus
-from mdr_reporting.domain.errors import Conflict, InvalidInput, NotFound
+from mdr_reporting.domain.errors import Conflict, InvalidInput, NotFound, RateLimited
 from mdr_reporting.domain.filters import parse_filters
 from mdr_reporting.domain.requests import ReportRequest, RequestState
 
 __all__ = ["Account", "ApiKey", "Catalog", "KeyScope", "NewKey", "hash_key"]
 
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
+PENDING_CAP_RETRY_SECONDS = 30  # Retry-After of a create refused by the Pending cap
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 KEY_PREFIX = "mdr_"
 
@@ -117,7 +118,11 @@ class Catalog:
         if url.startswith("sqlite:///"):
             from pathlib import Path
 
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            from mdr_reporting.owner_only import private_dir, private_file
+
+            database = Path(url.removeprefix("sqlite:///").partition("?")[0])
+            private_dir(database.parent)
+            private_file(database)  # SQLite gives its -wal and -shm files the same mode
         self.url = url
         self.engine = make_engine(url)
         self.clock = clock
@@ -275,23 +280,36 @@ class Catalog:
         *,
         idempotency_key: str | None = None,
         idempotency_hash: str | None = None,
+        max_pending: int | None = None,
     ) -> tuple[RequestState, bool]:
         """Store a new request; with an idempotency key seen in the last 24 hours, the first one.
 
         Returns the request and whether it was created now. The same key with a
-        different body is a Conflict.
+        different body is a Conflict. With ``max_pending``, an account that already
+        has that many Pending requests is refused (RateLimited) instead.
         """
         for _ in range(3):
             try:
-                return self._create_request(state, idempotency_key, idempotency_hash)
+                return self._create_request(state, idempotency_key, idempotency_hash, max_pending)
             except IntegrityError:
                 continue  # a concurrent create with the same key won: read it back
         raise Conflict("the Idempotency-Key is being used by a concurrent request")
 
     def _create_request(
-        self, state: RequestState, key: str | None, body_hash: str | None
+        self,
+        state: RequestState,
+        key: str | None,
+        body_hash: str | None,
+        max_pending: int | None,
     ) -> tuple[RequestState, bool]:
         with self.transaction() as db:
+            if max_pending is not None and db.dialect.name == "postgresql":
+                # Creates of one account queue here, so the count below cannot be raced.
+                db.execute(
+                    sa.select(accounts.c.id)
+                    .where(accounts.c.id == state.account_id)
+                    .with_for_update()
+                )
             if key is not None:
                 row = db.execute(
                     requests.select().where(
@@ -313,6 +331,8 @@ class Catalog:
                         .where(requests.c.id == row.id)
                         .values(idempotency_key=None)
                     )
+            if max_pending is not None:
+                self._check_pending_cap(db, state.account_id, max_pending)
             db.execute(
                 requests.insert().values(
                     **self._row(state), idempotency_key=key, idempotency_hash=body_hash
@@ -320,6 +340,24 @@ class Catalog:
             )
             notify_claimable(db, state.id)  # delivered at commit: an idle worker starts now
         return state, True
+
+    @staticmethod
+    def _check_pending_cap(db: Connection, account_id: str, cap: int) -> None:
+        pending = db.execute(
+            sa.select(sa.func.count())
+            .select_from(requests)
+            .where(
+                requests.c.account_id == account_id,
+                requests.c.status == int(RequestStatus.PENDING),
+                requests.c.deleted_at.is_(None),
+            )
+        ).scalar_one()
+        if pending >= cap:
+            raise RateLimited(
+                f"this account already has {pending} Pending requests, the most it may have "
+                f"queued at once ({cap}): wait for some to complete, or DELETE some",
+                retry_after=PENDING_CAP_RETRY_SECONDS,
+            )
 
     def get_request(
         self, request_id: str, account_ids: Collection[str] | None = None

@@ -9,7 +9,7 @@ import click
 from mdr_reporting.catalog import Catalog, KeyScope
 from mdr_reporting.cli.common import emit, fail, load, one_line, redact, settings_options
 from mdr_reporting.domain.errors import MdrError
-from mdr_reporting.settings import Settings
+from mdr_reporting.settings import Settings, SettingsError, rotate_signing_secret
 
 if TYPE_CHECKING:
     from mdr_reporting.files import FileStore
@@ -125,6 +125,22 @@ def revoke_key(key_id: str, as_json: bool, **flags: Any) -> None:
     """Revoke an API key."""
     key = _run(flags, lambda c: c.revoke_key(key_id))
     emit({"id": key.id, "revoked": True}, as_json, f"revoked key {key.id}")
+
+
+@admin.command("rotate-signing-secret")
+@json_option
+@settings_options
+def rotate_signing_secret_command(as_json: bool, **flags: Any) -> None:
+    """Replace the data folder's signing secret; links signed with the old one stay valid
+    until they expire (it moves to signing.old-secrets). Restart the server to use it."""
+    settings = load(**flags)
+    if settings.sources.get("signing_secret"):
+        fail("signing_secret is set explicitly: rotate it where it is set (see the README)")
+    try:
+        rotate_signing_secret(settings.data_dir)
+    except SettingsError as exc:
+        fail(str(exc))
+    emit({"rotated": True}, as_json, "signing secret rotated: restart the server to use it")
 
 
 @admin.command("list-accounts")

@@ -52,4 +52,7 @@ def cli() -> None:
 
 
 def main() -> None:
+    from mdr_reporting.owner_only import restrict_umask
+
+    restrict_umask()  # records, reports, the catalog and secrets: owner-only, whatever umask
     cli(prog_name="mdr")

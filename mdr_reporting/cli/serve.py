@@ -50,6 +50,7 @@ def build_services(settings: Settings, catalog: Catalog | None = None) -> Servic
         settings.public_url,
         timedelta(seconds=settings.link_ttl_seconds),
         catalog.clock,
+        old_secrets=settings.signing_old_secrets,
     )
     return Services(
         settings=settings,

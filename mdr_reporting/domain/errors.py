@@ -6,7 +6,8 @@ MdrError
 ├── Forbidden           403
 ├── NotFound            404
 ├── Conflict            409
-└── PayloadTooLarge     413
+├── PayloadTooLarge     413
+└── RateLimited         429  (``retry_after`` seconds go in the Retry-After header)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "MdrError",
     "NotFound",
     "PayloadTooLarge",
+    "RateLimited",
     "Unauthenticated",
 ]
 
@@ -94,3 +96,13 @@ class PayloadTooLarge(MdrError):
     status = 413
     code = "payload_too_large"
     title = "Payload too large"
+
+
+class RateLimited(MdrError):
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int, parameter: str | None = None) -> None:
+        super().__init__(detail, parameter=parameter)
+        self.retry_after = max(1, retry_after)

@@ -1,4 +1,7 @@
-"""The file store on a local folder: write to a hidden temporary name, fsync, rename."""
+"""The file store on a local folder: write to a hidden temporary name, fsync, rename.
+
+Folders are 0700 and files 0600 whatever the umask: reports are private data.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from mdr_reporting.files.base import FileStore, check_key
+from mdr_reporting.owner_only import FILE_MODE, private_dir
 
 __all__ = ["LocalFileStore"]
 
@@ -30,14 +34,14 @@ class LocalFileStore(FileStore):
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
 
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
 
     def put(self, key: str, source: Path) -> int:
         final = self.path(key)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(final.parent)
         staging = final.with_name(f"{_TMP_PREFIX}{secrets.token_hex(8)}-{final.name}")
         try:
             try:
@@ -47,6 +51,7 @@ class LocalFileStore(FileStore):
                     raise
                 shutil.copyfile(source, staging)
                 source.unlink()
+            os.chmod(staging, FILE_MODE)  # before any other user could open it by its name
             with staging.open("rb+") as handle:
                 os.fsync(handle.fileno())
             size = staging.stat().st_size

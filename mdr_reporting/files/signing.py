@@ -5,6 +5,12 @@ in the clear, and the signature covers all three: the download route checks it b
 it looks anything up, so a bad link says nothing about which ids exist. A link made
 for another request, or for an earlier file of the same request, never verifies (the
 route compares the tag with the request's file). No Authorization header (api.md 3).
+
+Rotation: ``sig`` is ``<key id>.<signature>``, the key id being a fingerprint of the
+secret that signed it. The signer signs with the current secret and verifies with it
+or with any retired one it was given, so links made before a rotation keep working
+until they expire. A link without a key id (made before key ids existed) is checked
+against every secret.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import base64
 import hashlib
 import hmac
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import quote, urlencode
@@ -24,6 +30,16 @@ from mdr_reporting.domain.requests import RequestState
 __all__ = ["LinkRejected", "LinkSigner", "SignedLink", "file_tag"]
 
 _PURPOSE = b"mdr report download link v1"
+
+
+def _purpose_key(secret: str) -> bytes:
+    return hmac.new(secret.encode(), _PURPOSE, hashlib.sha256).digest()
+
+
+def _key_id(key: bytes) -> str:
+    """A short public name of a key: it tells which secret signed, and nothing of it."""
+    digest = hmac.new(key, b"mdr key id", hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest[:6]).decode()
 
 
 class LinkRejected(Exception):
@@ -45,7 +61,7 @@ def file_tag(file_key: str) -> str:
 
 
 class LinkSigner:
-    """Makes and checks links ``{public_url}/reports/{id}/download?expires=..&sig=..``."""
+    """Makes and checks links ``{public_url}/reports/{id}/download?file=..&expires=..&sig=..``."""
 
     def __init__(
         self,
@@ -53,25 +69,32 @@ class LinkSigner:
         public_url: str,
         ttl: timedelta,
         clock: Callable[[], datetime],
+        *,
+        old_secrets: Sequence[str] = (),
     ) -> None:
-        if len(secret) < 16:
+        if any(len(s) < 16 for s in (secret, *old_secrets)):
             raise ValueError("the signing secret must be at least 16 characters")
         # A key for this one purpose, so the secret can sign other things without overlap.
-        self._key = hmac.new(secret.encode(), _PURPOSE, hashlib.sha256).digest()
+        self._key = _purpose_key(secret)
+        self.key_id = _key_id(self._key)
+        self._keys = {_key_id(k): k for k in map(_purpose_key, old_secrets)}
+        self._keys[self.key_id] = self._key
         self.public_url = public_url.rstrip("/")
         self.ttl = ttl
         self.clock = clock
 
-    def _signature(self, request_id: str, file: str, expires: int) -> str:
+    @staticmethod
+    def _signature(key: bytes, request_id: str, file: str, expires: int) -> str:
         message = f"{request_id}\n{file}\n{expires}".encode()
-        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        digest = hmac.new(key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def sign(self, request_id: str, file_key: str) -> SignedLink:
         """A link valid for at least ``ttl`` from now (the expiry is rounded up)."""
         expires = math.ceil((self.clock() + self.ttl).timestamp())
         tag = file_tag(file_key)
-        return SignedLink(request_id, tag, expires, self._signature(request_id, tag, expires))
+        signature = self._signature(self._key, request_id, tag, expires)
+        return SignedLink(request_id, tag, expires, f"{self.key_id}.{signature}")
 
     def url(self, link: SignedLink) -> str:
         query = urlencode({"file": link.file, "expires": link.expires, "sig": link.signature})
@@ -88,8 +111,17 @@ class LinkSigner:
         expiry and is live; needs nothing but the link itself."""
         if not expires.isdigit() or len(expires) > 12:
             raise LinkRejected("the link is malformed")
-        expected = self._signature(request_id, file, int(expires))
-        if not hmac.compare_digest(expected.encode(), signature.encode()):
+        key_id, dot, mac = signature.rpartition(".")
+        if dot:
+            key = self._keys.get(key_id)
+            keys = [key] if key is not None else []
+        else:  # a link from before key ids: any of our secrets may have signed it
+            keys = list(self._keys.values())
+        given = mac.encode()
+        if not any(
+            hmac.compare_digest(self._signature(k, request_id, file, int(expires)).encode(), given)
+            for k in keys
+        ):
             raise LinkRejected("the link's signature is not valid")
         if int(expires) <= self.clock().timestamp():
             raise LinkRejected("the link has expired: GET the request again for a fresh one")

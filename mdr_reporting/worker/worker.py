@@ -11,7 +11,6 @@ catalog only, so any number of workers in any number of processes can share it.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -27,14 +26,13 @@ from mdr_reporting.catalog.jobs import Claim, JobQueue
 from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.files.base import FileStore
 from mdr_reporting.files.formats import file_format
+from mdr_reporting.owner_only import private_dir
 from mdr_reporting.worker.builder import BuildCancelled, ReportBuilder
+from mdr_reporting.worker.scratch import BuildFolder, sweep_build_folders
 
 __all__ = ["Worker", "customer_reason", "new_worker_id"]
 
 log = logging.getLogger("mdr.worker")
-
-BUILD_PREFIX = "mdr-build-"
-STALE_BUILD_SECONDS = 3600
 
 
 def new_worker_id() -> str:
@@ -107,6 +105,7 @@ class Worker:
         retry_after: timedelta = timedelta(seconds=5),
         work_dir: Path | None = None,
         worker_id: str | None = None,
+        sweep_interval: float = 60.0,
     ) -> None:
         self.queue = queue
         self.files = files
@@ -119,6 +118,7 @@ class Worker:
         self.retry_after = retry_after
         self.work_dir = work_dir or Path(tempfile.gettempdir())
         self.worker_id = worker_id or new_worker_id()
+        self.sweep_interval = sweep_interval  # stale build folders are removed this often
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -130,8 +130,11 @@ class Worker:
     # -- lifecycle ------------------------------------------------------------------------
 
     def start(self) -> None:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
-        self._remove_stale_builds()
+        private_dir(self.work_dir)
+        sweep_build_folders(self.work_dir)  # what builds killed before this start left
+        sweeper = threading.Thread(target=self._sweep_loop, name="mdr-build-sweep", daemon=True)
+        sweeper.start()
+        self._threads.append(sweeper)
         for slot in range(self.concurrency):
             thread = threading.Thread(
                 target=self._loop, args=(slot,), name=f"mdr-worker-{slot}", daemon=True
@@ -149,13 +152,13 @@ class Worker:
             thread.join(max(deadline - time.monotonic(), 0.0))
         self._threads.clear()
 
-    def _remove_stale_builds(self) -> None:
-        """Partial files of builds whose worker died: untouched for an hour, so not live."""
-        cutoff = time.time() - STALE_BUILD_SECONDS
-        for path in self.work_dir.glob(f"{BUILD_PREFIX}*"):
-            with contextlib.suppress(OSError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
+    def _sweep_loop(self) -> None:
+        """Builds of other workers on this work folder may be killed at any time too."""
+        while not self._stop.wait(self.sweep_interval):
+            try:
+                sweep_build_folders(self.work_dir)
+            except Exception:
+                log.exception("the build folder sweep failed; trying again later")
 
     def wake(self) -> None:
         """Look for work now instead of at the next poll (e.g. right after a create)."""
@@ -196,9 +199,9 @@ class Worker:
         state = claim.state
         suffix = file_format(state.spec.format).suffix
         token = secrets.token_hex(8)
-        out_path = self.work_dir / f"{BUILD_PREFIX}{state.id}-{token}{suffix}"
         log.info("building report %s (attempt %d)", state.id, claim.attempt)
-        with _Job(self, claim) as job:
+        with BuildFolder(self.work_dir) as folder, _Job(self, claim) as job:
+            out_path = folder.path / f"report{suffix}"
             try:
                 if state.file_key is not None:  # put by an attempt that died before Complete
                     self.files.delete(state.file_key)
@@ -231,9 +234,6 @@ class Worker:
                     self._cancelled(job)  # a builder may fail noisily once cancelled
                 else:
                     self._failed(claim, exc)
-            finally:
-                with contextlib.suppress(FileNotFoundError):
-                    out_path.unlink()
 
     def _cancelled(self, job: _Job) -> None:
         if not job.lost.is_set():  # the worker is stopping: hand the request back

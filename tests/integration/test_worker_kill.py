@@ -91,6 +91,8 @@ def test_a_killed_worker_is_replaced_after_its_lease_expires(
     )
     os.kill(first.pid, signal.SIGKILL)
     first.wait()
+    left = [p for p in (tmp_path / "work").iterdir() if p.name.startswith("mdr-build-")]
+    assert len(left) == 1 and (left[0] / "report.csv").exists()  # the killed build's folder
     killed = _row(catalog, state.id)
     assert (killed.status, killed.attempts, killed.lease_owner) == (1, 1, "worker-a/0")
 
@@ -111,6 +113,8 @@ def test_a_killed_worker_is_replaced_after_its_lease_expires(
         assert stream.read() == FakeBuilder(ROWS).render(stored)
     assert size == done.size_bytes
     assert [p.name for p in store.root.rglob("*") if p.is_file()] == [Path(stored.file_key).name]
+
+    assert list((tmp_path / "work").iterdir()) == []  # removed when worker-b started
 
     second.send_signal(signal.SIGTERM)
     assert second.wait(timeout=10) is not None
