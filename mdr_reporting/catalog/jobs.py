@@ -15,6 +15,7 @@ and never wait on each other. That choice lives in :func:`_locked` alone.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +28,7 @@ from mdr_reporting.catalog.store import Catalog
 from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.domain.requests import RequestState
 
-__all__ = ["Claim", "JobQueue", "RetryOutcome"]
+__all__ = ["Claim", "FileOwner", "JobQueue", "RetryOutcome"]
 
 _CLAIM_SCAN = 20  # exhausted requests failed on the way by one claim, at most
 
@@ -54,6 +55,19 @@ class RetryOutcome:
 
     status: RequestStatus
     attempts: int
+
+
+@dataclass(frozen=True)
+class FileOwner:
+    """What a request holds in the file store, for the orphan sweep.
+
+    ``file_key`` is the file it serves (or, once deleted, still has to purge);
+    ``building`` means it is Pending under a lease, so its worker may have put a
+    new file and be about to mark it Complete.
+    """
+
+    file_key: str | None
+    building: bool
 
 
 class JobQueue:
@@ -251,6 +265,19 @@ class JobQueue:
             {"file_key": None},
             limit,
         )
+
+    def file_owners(self, request_ids: Collection[str]) -> dict[str, FileOwner]:
+        """The :class:`FileOwner` of each of these requests that exists (by primary key)."""
+        query = sa.select(
+            requests.c.id, requests.c.status, requests.c.file_key, requests.c.lease_owner
+        ).where(requests.c.id.in_(list(request_ids)))
+        with self.catalog.engine.connect() as db:
+            rows = db.execute(query).all()
+        pending = int(RequestStatus.PENDING)
+        return {
+            r.id: FileOwner(r.file_key, r.status == pending and r.lease_owner is not None)
+            for r in rows
+        }
 
     def _take_files(
         self, where: list[Any], values: dict[str, Any], limit: int

@@ -26,7 +26,7 @@ from mdr_reporting.files.base import FileStore
 from mdr_reporting.files.formats import file_format
 from mdr_reporting.worker.builder import BuildCancelled, ReportBuilder
 
-__all__ = ["Worker", "new_worker_id"]
+__all__ = ["Worker", "key_request_id", "new_worker_id", "report_file_key"]
 
 log = logging.getLogger("mdr.worker")
 
@@ -37,6 +37,16 @@ STALE_BUILD_SECONDS = 3600
 def new_worker_id() -> str:
     """Host, pid and a random tag: unique across restarts, readable in the catalog."""
     return f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def report_file_key(request_id: str, token: str, suffix: str) -> str:
+    """Where a build puts its file: under the request's id, with a fresh token per build."""
+    return f"{request_id}/{token}{suffix}"
+
+
+def key_request_id(key: str) -> str:
+    """The request a report file was built for (the inverse of :func:`report_file_key`)."""
+    return key.partition("/")[0]
 
 
 class _Job:
@@ -202,7 +212,7 @@ class Worker:
                 )
                 if job.cancelled():
                     raise BuildCancelled
-                key = f"{state.id}/{token}{suffix}"
+                key = report_file_key(state.id, token, suffix)
                 size = self.files.put(key, out_path)
                 done = self.queue.complete(
                     state.id,
