@@ -204,10 +204,19 @@ class JobQueue:
             return done.rowcount == 1
 
     def fail_attempt(
-        self, request_id: str, owner: str, reason: str, *, retry_after: timedelta
+        self,
+        request_id: str,
+        owner: str,
+        reason: str,
+        *,
+        retry_after: timedelta,
+        spend_attempt: bool = True,
     ) -> RetryOutcome | None:
         """One attempt failed: retry after ``retry_after``, or Failed with ``reason`` when
-        the attempts are used up. None when the lease was already lost."""
+        the attempts are used up. None when the lease was already lost.
+
+        ``spend_attempt=False`` is for a fault of the service, not of the request (a full
+        disk): the attempt is given back, so the request waits and never fails for it."""
         now = self._now()
         with self.catalog.transaction() as db:
             row = db.execute(
@@ -215,20 +224,22 @@ class JobQueue:
             ).first()
             if row is None:
                 return None
-            if row.attempts >= self.max_attempts:
+            if spend_attempt and row.attempts >= self.max_attempts:
                 self._fail(db, request_id, now, reason)
                 return RetryOutcome(RequestStatus.FAILED, row.attempts)
+            attempts = row.attempts if spend_attempt else row.attempts - 1
             db.execute(
                 requests.update()
                 .where(requests.c.id == request_id)
                 .values(
                     lease_owner=None,
                     lease_expires_at=now + retry_after,
+                    attempts=attempts,
                     progress=0.0,
                     updated_at=now,
                 )
             )
-            return RetryOutcome(RequestStatus.PENDING, row.attempts)
+            return RetryOutcome(RequestStatus.PENDING, attempts)
 
     @staticmethod
     def _fail(db: Connection, request_id: str, now: datetime, reason: str) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from mdr_reporting.catalog.jobs import Claim, JobQueue
 from mdr_reporting.domain.enums import RequestStatus
+from mdr_reporting.domain.errors import storage_full
 from mdr_reporting.files.base import FileStore
 from mdr_reporting.files.formats import file_format
 from mdr_reporting.worker.builder import BuildCancelled, ReportBuilder
@@ -231,6 +232,8 @@ class Worker:
             except Exception as exc:
                 if job.cancelled():
                     self._cancelled(job)  # a builder may fail noisily once cancelled
+                elif storage_full(exc):
+                    self._storage_full(claim, exc)
                 else:
                     self._failed(claim, exc)
             finally:
@@ -243,6 +246,17 @@ class Worker:
             log.info("report %s handed back: the worker is stopping", job.request_id)
         else:
             log.info("report %s cancelled: deleted or lease lost", job.request_id)
+
+    def _storage_full(self, claim: Claim, exc: Exception) -> None:
+        """A full disk is the operator's to fix: the request waits, its attempts untouched."""
+        self.queue.fail_attempt(
+            claim.state.id,
+            claim.owner,
+            "storage full",
+            retry_after=self.retry_after,
+            spend_attempt=False,
+        )
+        log.error("report %s waits: the disk is full (%s)", claim.state.id, exc)
 
     def _failed(self, claim: Claim, exc: Exception) -> None:
         reason = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
