@@ -158,6 +158,6 @@ def test_acknowledged_batches_survive_kill_9_of_the_server_whole(tmp_path: Path)
     stored = _stored_batches(data)
     assert set(stored.values()) == {BATCH}
     assert set(acked) | {"after"} <= set(stored)
-    assert set(statuses) <= {200}, statuses  # never a 5xx while the server was up
+    assert all(code < 500 for code in statuses), statuses  # never a 5xx while it was up
     assert len(acked) >= KILLS, f"too little traffic to mean anything: {statuses}"
     print(f"{len(acked)} batches acknowledged, {len(stored)} stored, {kills_in_flight} kills")
