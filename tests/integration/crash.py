@@ -49,6 +49,24 @@ class Processes:
         self.started.append(process)
         return process
 
+    def start_ready(
+        self, name: str, module: str, preload: list[str], *args: str, **env: str
+    ) -> subprocess.Popen[bytes]:
+        """``python -m module args``, imported now and started by :func:`go`."""
+        log = self.logs / f"{name}.log"
+        command = [PYTHON, "-c", READY_THEN, str(log), module, ",".join(preload), *args]
+        with log.open("ab") as errors:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                env=clean_env(**env),
+                cwd=ROOT,
+            )
+        self.started.append(process)
+        return process
+
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")
 
@@ -57,6 +75,9 @@ class Processes:
             if process.poll() is None:
                 process.kill()
             process.wait()
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    pipe.close()
 
 
 @contextmanager
@@ -66,6 +87,34 @@ def processes(logs: Path) -> Iterator[Processes]:
         yield started
     finally:
         started.close()
+
+
+# Runs ``python -m MODULE ARGS`` once told "go"; the imports (most of a start-up) happen
+# while the test prepares the round, so a kill lands in the work and not in the imports.
+# Output goes to the log file from "go" on, so no pipe fills up.
+READY_THEN = """
+import importlib, os, runpy, sys
+log, module, preload, *args = sys.argv[1:]
+for name in filter(None, preload.split(",")):
+    importlib.import_module(name)
+print("ready", flush=True)
+if sys.stdin.readline() != "go\\n":
+    sys.exit(0)
+out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+os.dup2(out, 1)
+os.dup2(out, 2)
+sys.argv = [module, *args]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def go(process: subprocess.Popen[bytes]) -> None:
+    """Wait for a :meth:`Processes.start_ready` process to be ready, then let it run."""
+    assert process.stdin is not None and process.stdout is not None
+    line = process.stdout.readline()
+    assert line == b"ready\n", line
+    process.stdin.write(b"go\n")
+    process.stdin.flush()
 
 
 def kill9(process: subprocess.Popen[bytes]) -> bool:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from mdr_reporting.catalog import Catalog, KeyScope
 from mdr_reporting.lake.manifest import read_manifest
 from tests.acceptance.helpers import free_port
-from tests.integration.crash import PYTHON, Processes, kill9, processes, seeded, wait_for
+from tests.integration.crash import Processes, go, kill9, processes, seeded, wait_for
 
 KILLS = 10
 CLIENTS = 3
@@ -89,11 +89,24 @@ class Clients:
             thread.join(timeout=60)
 
 
-def _serve(procs: Processes, data: Path, round_number: int) -> tuple[str, subprocess.Popen[bytes]]:
+SERVE_IMPORTS = ["mdr_reporting.cli.main", "mdr_reporting.cli.serve", "mdr_reporting.api"]
+
+
+def _spawn(procs: Processes, data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`mdr serve` on a free port, its imports done; it starts serving on :func:`go`."""
     port = free_port()
-    command = [PYTHON, "-m", "mdr_reporting", "serve", "--port", str(port), "--data-dir", str(data)]
-    server = procs.start("serve", [*command, "--without-worker"], MDR_LOG_LEVEL="warning")
-    url = f"http://127.0.0.1:{port}"
+    server = procs.start_ready(
+        "serve",
+        "mdr_reporting",
+        SERVE_IMPORTS,
+        *("serve", "--port", str(port), "--data-dir", str(data), "--without-worker"),
+        MDR_LOG_LEVEL="warning",
+    )
+    return server, f"http://127.0.0.1:{port}"
+
+
+def _serve(procs: Processes, server: subprocess.Popen[bytes], url: str) -> None:
+    go(server)
 
     def up() -> bool:
         assert server.poll() is None, procs.log("serve")
@@ -102,8 +115,7 @@ def _serve(procs: Processes, data: Path, round_number: int) -> tuple[str, subpro
         except httpx.HTTPError:
             return False
 
-    wait_for(up, 60, f"the server to start (round {round_number})")
-    return url, server
+    wait_for(up, 60, "the server to start")
 
 
 def _stored_batches(data: Path) -> Counter[str]:
@@ -131,8 +143,11 @@ def test_acknowledged_batches_survive_kill_9_of_the_server_whole(tmp_path: Path)
     statuses: Counter[int] = Counter()
     kills_in_flight = 0
     with processes(tmp_path) as procs:
+        following = _spawn(procs, data)
         for round_number in range(KILLS):
-            url, server = _serve(procs, data, round_number)
+            server, url = following
+            _serve(procs, server, url)
+            following = _spawn(procs, data)  # imports while this one serves
             with Clients(url, key, round_number) as clients:
                 time.sleep(chance.uniform(0.3, 1.5))
                 assert kill9(server), procs.log("serve")
@@ -146,7 +161,8 @@ def test_acknowledged_batches_survive_kill_9_of_the_server_whole(tmp_path: Path)
             assert not missing, f"acknowledged batches lost after kill {round_number}: {missing}"
 
         # Restart: the server serves again and the lake takes a new batch after the kills.
-        url, server = _serve(procs, data, KILLS)
+        server, url = following
+        _serve(procs, server, url)
         answer = httpx.post(
             f"{url}/ingest/mdrs",
             content=_batch("after"),

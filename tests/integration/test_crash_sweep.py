@@ -28,7 +28,7 @@ from mdr_reporting.worker.testing import make_request
 from tests.integration.crash import PYTHON, ROOT, clean_env, kill9, seeded
 
 KILLS = 10
-PER_ROUND = 30  # a third live, a third due, a third deleted
+PER_ROUND = 24  # a third live, a third due, a third deleted
 LEASE = timedelta(seconds=30)
 
 # A sweeper process as `mdr serve` runs it (small batches, so a kill lands inside one);

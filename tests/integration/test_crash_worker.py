@@ -7,6 +7,7 @@ files that Complete requests own (a kill between put and Complete leaves one).
 
 from __future__ import annotations
 
+import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -20,7 +21,7 @@ from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.files import LocalFileStore
 from mdr_reporting.worker import Sweeper
 from mdr_reporting.worker.testing import FakeBuilder, make_request
-from tests.integration.crash import PYTHON, Processes, kill9, processes, seeded, wait_for
+from tests.integration.crash import Processes, go, kill9, processes, seeded, wait_for
 
 KILLS = 12
 ROWS = 60
@@ -28,30 +29,18 @@ LEASE = 0.5
 FORMATS = ("csv", "csv.gz", "jsonl.gz")
 
 
-def _worker(procs: Processes, catalog: Catalog, tmp_path: Path, name: str, delay: float) -> None:
-    procs.start(
+def _worker(
+    procs: Processes, catalog: Catalog, tmp_path: Path, name: str, delay: float
+) -> subprocess.Popen[bytes]:
+    """A worker process with the fake builder, imported; it starts on :func:`go`."""
+    return procs.start_ready(
         name,
-        [
-            PYTHON,
-            "-m",
-            "mdr_reporting.worker.testing",
-            "--catalog",
-            catalog.url,
-            "--files",
-            str(tmp_path / "reports"),
-            "--work-dir",
-            str(tmp_path / "work"),
-            "--rows",
-            str(ROWS),
-            "--row-delay",
-            str(delay),
-            "--lease",
-            str(LEASE),
-            "--max-attempts",
-            "100",
-            "--worker-id",
-            name,
-        ],
+        "mdr_reporting.worker.testing",
+        ["mdr_reporting.worker.testing"],
+        *("--catalog", catalog.url, "--files", str(tmp_path / "reports")),
+        *("--work-dir", str(tmp_path / "work"), "--rows", str(ROWS)),
+        *("--row-delay", str(delay), "--lease", str(LEASE), "--max-attempts", "100"),
+        *("--worker-id", name),
     )
 
 
@@ -84,13 +73,15 @@ def test_killed_builds_complete_later_with_whole_files(tmp_path: Path) -> None:
     made = 0
     try:
         with processes(tmp_path) as procs:
+            following = _worker(procs, catalog, tmp_path, "w00", delay=0.004)
             for kill in range(KILLS):
                 pending = [r for r in _rows(catalog) if r.status == RequestStatus.PENDING]
                 for _ in range(max(0, 2 - len(pending))):
                     make_request(catalog, format=FORMATS[made % len(FORMATS)])
                     made += 1
-                name = f"w{kill:02d}"
-                _worker(procs, catalog, tmp_path, name, delay=0.004)
+                name, worker = f"w{kill:02d}", following
+                go(worker)
+                following = _worker(procs, catalog, tmp_path, f"w{kill + 1:02d}", delay=0.004)
                 wait_for(
                     lambda name=name: any(
                         str(r.lease_owner or "").startswith(name) for r in _rows(catalog)
@@ -99,10 +90,11 @@ def test_killed_builds_complete_later_with_whole_files(tmp_path: Path) -> None:
                     f"{name} to claim a request",
                 )
                 time.sleep(chance.uniform(0.0, 0.6))  # ~0.4 s a build: early, late, between
-                assert kill9(procs.started[-1]), procs.log(name)
+                assert kill9(worker), procs.log(name)
                 _check_complete_files_whole(catalog, store, f"after kill {kill}")
 
-            _worker(procs, catalog, tmp_path, "finisher", delay=0.0)
+            finisher = _worker(procs, catalog, tmp_path, "finisher", delay=0.0)
+            go(finisher)
             wait_for(
                 lambda: all(r.status != RequestStatus.PENDING for r in _rows(catalog)),
                 60,
