@@ -29,6 +29,7 @@ _DESCRIPTIONS = {
     404: "No such request for this key's account",
     409: "Idempotency-Key reused with a different body",
     413: "Body over the size limit",
+    507: "The service's storage is full; nothing was stored, try again later",
 }
 
 

@@ -10,7 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mdr_reporting.domain.errors import ErrorItem, MdrError, RateLimited
+from mdr_reporting.domain.errors import (
+    ErrorItem,
+    InsufficientStorage,
+    MdrError,
+    RateLimited,
+    storage_full,
+)
 
 __all__ = ["error_response", "install_error_handlers"]
 
@@ -88,6 +94,10 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
+        if storage_full(exc):  # e.g. the catalog's disk: a write was refused, not half-done
+            log.error("storage full on %s %s: %s", request.method, request.url.path, exc)
+            full = InsufficientStorage("the service's storage is full: try again later")
+            return error_response(full.status, full.items)
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
         return error_response(
             500, [ErrorItem("internal_error", "Internal error", "an unexpected error occurred")]

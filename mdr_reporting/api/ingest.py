@@ -14,7 +14,12 @@ from mdr_reporting.api.auth import require_scope
 from mdr_reporting.api.body import read_body
 from mdr_reporting.api.common import error_responses
 from mdr_reporting.catalog import ApiKey, KeyScope
-from mdr_reporting.domain.errors import InvalidInput, PayloadTooLarge
+from mdr_reporting.domain.errors import (
+    InsufficientStorage,
+    InvalidInput,
+    PayloadTooLarge,
+    storage_full,
+)
 from mdr_reporting.ingest import Ingestor, InvalidRecords, parse_json_array, parse_ndjson
 from mdr_reporting.lake import open_lake
 
@@ -46,7 +51,7 @@ _BODY = {
     "listing the bad rows). Re-sending a batch changes nothing.",
     responses={
         200: {"content": {"application/json": {"example": {"accepted": 1000}}}},
-        **error_responses(400, 401, 403, 413),
+        **error_responses(400, 401, 403, 413, 507),
     },
     openapi_extra=_BODY,
 )
@@ -62,6 +67,13 @@ async def ingest_mdrs(request: Request, key: ApiKey = Depends(ingest_key)) -> JS
         result = await run_in_threadpool(_ingest, ingestor, key, body)
     except InvalidRecords as bad:
         return JSONResponse({"errors": [_problem(bad, i) for i in range(len(bad.problems))]}, 400)
+    except Exception as exc:
+        if storage_full(exc):  # the lake's writer dropped what it had written
+            raise InsufficientStorage(
+                "the service's storage is full: nothing of this batch was stored; "
+                "send it again later"
+            ) from None
+        raise
     return JSONResponse({"accepted": result})
 
 

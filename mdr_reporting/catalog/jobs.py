@@ -15,6 +15,7 @@ and never wait on each other. That choice lives in :func:`_locked` alone.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +31,7 @@ from mdr_reporting.catalog.store import Catalog
 from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.domain.requests import RequestState
 
-__all__ = ["Claim", "JobQueue", "RetryOutcome"]
+__all__ = ["Claim", "FileOwner", "JobQueue", "RetryOutcome"]
 
 _CLAIM_SCAN = 20  # exhausted requests failed on the way by one claim, at most
 
@@ -57,6 +58,19 @@ class RetryOutcome:
 
     status: RequestStatus
     attempts: int
+
+
+@dataclass(frozen=True)
+class FileOwner:
+    """What a request holds in the file store, for the orphan sweep.
+
+    ``file_key`` is the file it serves (or, once deleted, still has to purge);
+    ``building`` means it is Pending under a lease, so its worker may have put a
+    new file and be about to mark it Complete.
+    """
+
+    file_key: str | None
+    building: bool
 
 
 class JobQueue:
@@ -202,10 +216,19 @@ class JobQueue:
             return done.rowcount == 1
 
     def fail_attempt(
-        self, request_id: str, owner: str, reason: str, *, retry_after: timedelta
+        self,
+        request_id: str,
+        owner: str,
+        reason: str,
+        *,
+        retry_after: timedelta,
+        spend_attempt: bool = True,
     ) -> RetryOutcome | None:
         """One attempt failed: retry after ``retry_after``, or Failed with ``reason`` when
-        the attempts are used up. None when the lease was already lost."""
+        the attempts are used up. None when the lease was already lost.
+
+        ``spend_attempt=False`` is for a fault of the service, not of the request (a full
+        disk): the attempt is given back, so the request waits and never fails for it."""
         now = self._now()
         with self.catalog.transaction() as db:
             row = db.execute(
@@ -213,20 +236,22 @@ class JobQueue:
             ).first()
             if row is None:
                 return None
-            if row.attempts >= self.max_attempts:
+            if spend_attempt and row.attempts >= self.max_attempts:
                 self._fail(db, request_id, now, reason)
                 return RetryOutcome(RequestStatus.FAILED, row.attempts)
+            attempts = row.attempts if spend_attempt else row.attempts - 1
             db.execute(
                 requests.update()
                 .where(requests.c.id == request_id)
                 .values(
                     lease_owner=None,
                     lease_expires_at=now + retry_after,
+                    attempts=attempts,
                     progress=0.0,
                     updated_at=now,
                 )
             )
-            return RetryOutcome(RequestStatus.PENDING, row.attempts)
+            return RetryOutcome(RequestStatus.PENDING, attempts)
 
     @staticmethod
     def _fail(db: Connection, request_id: str, now: datetime, reason: str) -> None:
@@ -274,6 +299,19 @@ class JobQueue:
             {"file_key": None},
             limit,
         )
+
+    def file_owners(self, request_ids: Collection[str]) -> dict[str, FileOwner]:
+        """The :class:`FileOwner` of each of these requests that exists (by primary key)."""
+        query = sa.select(
+            requests.c.id, requests.c.status, requests.c.file_key, requests.c.lease_owner
+        ).where(requests.c.id.in_(list(request_ids)))
+        with self.catalog.engine.connect() as db:
+            rows = db.execute(query).all()
+        pending = int(RequestStatus.PENDING)
+        return {
+            r.id: FileOwner(r.file_key, r.status == pending and r.lease_owner is not None)
+            for r in rows
+        }
 
     def _take_files(
         self, where: list[Any], values: dict[str, Any], limit: int

@@ -7,23 +7,27 @@ MdrError
 ├── NotFound            404
 ├── Conflict            409
 ├── PayloadTooLarge     413
-└── RateLimited         429  (``retry_after`` seconds go in the Retry-After header)
+├── RateLimited         429  (``retry_after`` seconds go in the Retry-After header)
+└── InsufficientStorage 507  (the service's disk is full; nothing was stored)
 """
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 
 __all__ = [
     "Conflict",
     "ErrorItem",
     "Forbidden",
+    "InsufficientStorage",
     "InvalidInput",
     "MdrError",
     "NotFound",
     "PayloadTooLarge",
     "RateLimited",
     "Unauthenticated",
+    "storage_full",
 ]
 
 
@@ -106,3 +110,28 @@ class RateLimited(MdrError):
     def __init__(self, detail: str, *, retry_after: int, parameter: str | None = None) -> None:
         super().__init__(detail, parameter=parameter)
         self.retry_after = max(1, retry_after)
+
+
+class InsufficientStorage(MdrError):
+    status = 507
+    code = "insufficient_storage"
+    title = "Insufficient storage"
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+# How libraries that do not raise OSError say it (DuckDB, SQLite, Arrow).
+_FULL_TEXTS = ("no space left on device", "disk quota exceeded", "database or disk is full")
+
+
+def storage_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it came from) says a disk or quota is full."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL_ERRNOS:
+            return True
+        if any(text in str(current).lower() for text in _FULL_TEXTS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from mdr_reporting.files.base import FileStore, InvalidKey
+from mdr_reporting.files.base import FileStore, InvalidKey, StoredFile
 from mdr_reporting.files.formats import FileFormat, file_format
 from mdr_reporting.files.local import LocalFileStore
 from mdr_reporting.files.signing import LinkSigner, SignedLink
@@ -17,6 +17,7 @@ __all__ = [
     "LinkSigner",
     "LocalFileStore",
     "SignedLink",
+    "StoredFile",
     "file_format",
     "open_file_store",
 ]

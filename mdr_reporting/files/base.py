@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import abc
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["FileStore", "InvalidKey", "check_key"]
+__all__ = ["FileStore", "InvalidKey", "StoredFile", "check_key"]
 
 _KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 
@@ -24,6 +27,15 @@ def check_key(key: str) -> str:
     if len(key) > 512 or not _KEY.match(key) or ".." in key.split("/"):
         raise InvalidKey(f"invalid file key {key!r}")
     return key
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One complete file as :meth:`FileStore.list` sees it (``modified`` is aware, UTC)."""
+
+    key: str
+    modified: datetime
+    size: int
 
 
 class FileStore(abc.ABC):
@@ -50,3 +62,18 @@ class FileStore(abc.ABC):
     @abc.abstractmethod
     def exists(self, key: str) -> bool:
         """Whether a complete file is stored under ``key``."""
+
+    @abc.abstractmethod
+    def list(self) -> Iterator[StoredFile]:
+        """Every complete file in the store, in no particular order; the orphan sweep's input.
+
+        Files being written (not yet visible under their key) are not listed.
+        """
+
+    def remove_partials(self, older_than: datetime) -> int:  # noqa: ARG002
+        """Remove leftovers of puts that died midway, last touched before ``older_than``.
+
+        A store whose puts leave nothing behind when killed (an S3 bucket with a rule
+        aborting incomplete multipart uploads) keeps this default. Returns the count.
+        """
+        return 0

@@ -10,10 +10,12 @@ import errno
 import os
 import secrets
 import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from mdr_reporting.files.base import FileStore, check_key
+from mdr_reporting.files.base import FileStore, InvalidKey, StoredFile, check_key
 from mdr_reporting.owner_only import FILE_MODE, private_dir
 
 __all__ = ["LocalFileStore"]
@@ -83,3 +85,29 @@ class LocalFileStore(FileStore):
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def list(self) -> Iterator[StoredFile]:
+        for folder, _dirs, names in os.walk(self.root):
+            for name in names:
+                if name.startswith(_TMP_PREFIX):
+                    continue
+                path = Path(folder) / name
+                key = path.relative_to(self.root).as_posix()
+                try:
+                    check_key(key)
+                    info = path.stat()
+                except (InvalidKey, FileNotFoundError):
+                    continue  # not a report file, or deleted while listing
+                modified = datetime.fromtimestamp(info.st_mtime, UTC)
+                yield StoredFile(key, modified, info.st_size)
+
+    def remove_partials(self, older_than: datetime) -> int:
+        """Staging files of a put killed before its rename (a killed worker's leftovers)."""
+        cutoff = older_than.timestamp()
+        removed = 0
+        for path in self.root.glob(f"**/{_TMP_PREFIX}*"):
+            with contextlib.suppress(OSError):
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+        return removed

@@ -98,9 +98,13 @@ def write_manifest(root: Path, manifest: Manifest) -> None:
     """Write temp, fsync, rename over the old manifest, fsync the folder."""
     target = root / MANIFEST_NAME
     temporary = root / f"{MANIFEST_NAME}.{manifest.version}.tmp"
-    with temporary.open("wb") as handle:
-        handle.write(orjson.dumps(manifest.to_json()))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
+    try:
+        with temporary.open("wb") as handle:
+            handle.write(orjson.dumps(manifest.to_json()))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except OSError:
+        temporary.unlink(missing_ok=True)  # e.g. a full disk: leave no partial manifest
+        raise
     fsync_dir(root)

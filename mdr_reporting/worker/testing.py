@@ -168,12 +168,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lease", type=float, default=1.0)
     parser.add_argument("--worker-id", default=None)
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--max-attempts", type=int, default=3)
     args = parser.parse_args(argv)
     catalog = Catalog(args.catalog)
     queue = JobQueue(
         catalog,
         lease=timedelta(seconds=args.lease),
-        max_attempts=3,
+        max_attempts=args.max_attempts,
         retention=timedelta(days=30),
     )
     builder = FakeBuilder(args.rows, row_delay=args.row_delay)

@@ -24,13 +24,14 @@ from pathlib import Path
 
 from mdr_reporting.catalog.jobs import Claim, JobQueue
 from mdr_reporting.domain.enums import RequestStatus
+from mdr_reporting.domain.errors import storage_full
 from mdr_reporting.files.base import FileStore
 from mdr_reporting.files.formats import file_format
 from mdr_reporting.owner_only import private_dir
 from mdr_reporting.worker.builder import BuildCancelled, ReportBuilder
 from mdr_reporting.worker.scratch import BuildFolder, sweep_build_folders
 
-__all__ = ["Worker", "customer_reason", "new_worker_id"]
+__all__ = ["Worker", "customer_reason", "key_request_id", "new_worker_id", "report_file_key"]
 
 log = logging.getLogger("mdr.worker")
 
@@ -38,6 +39,16 @@ log = logging.getLogger("mdr.worker")
 def new_worker_id() -> str:
     """Host, pid and a random tag: unique across restarts, readable in the catalog."""
     return f"{socket.gethostname()[:64]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def report_file_key(request_id: str, token: str, suffix: str) -> str:
+    """Where a build puts its file: under the request's id, with a fresh token per build."""
+    return f"{request_id}/{token}{suffix}"
+
+
+def key_request_id(key: str) -> str:
+    """The request a report file was built for (the inverse of :func:`report_file_key`)."""
+    return key.partition("/")[0]
 
 
 class _Job:
@@ -210,7 +221,7 @@ class Worker:
                 )
                 if job.cancelled():
                     raise BuildCancelled
-                key = f"{state.id}/{token}{suffix}"
+                key = report_file_key(state.id, token, suffix)
                 if not self.queue.record_file(state.id, claim.owner, key):
                     job.lost.set()
                     raise BuildCancelled
@@ -232,6 +243,8 @@ class Worker:
             except Exception as exc:
                 if job.cancelled():
                     self._cancelled(job)  # a builder may fail noisily once cancelled
+                elif storage_full(exc):
+                    self._storage_full(claim, exc)
                 else:
                     self._failed(claim, exc)
 
@@ -241,6 +254,17 @@ class Worker:
             log.info("report %s handed back: the worker is stopping", job.request_id)
         else:
             log.info("report %s cancelled: deleted or lease lost", job.request_id)
+
+    def _storage_full(self, claim: Claim, exc: Exception) -> None:
+        """A full disk is the operator's to fix: the request waits, its attempts untouched."""
+        self.queue.fail_attempt(
+            claim.state.id,
+            claim.owner,
+            "storage full",
+            retry_after=self.retry_after,
+            spend_attempt=False,
+        )
+        log.error("report %s waits: the disk is full (%s)", claim.state.id, exc)
 
     def _failed(self, claim: Claim, exc: Exception) -> None:
         detail = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__

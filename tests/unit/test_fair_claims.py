@@ -105,7 +105,7 @@ def test_concurrent_claims_over_many_accounts_never_hand_out_a_request_twice(
 
 
 def test_the_pending_cap_refuses_a_create_with_a_429_until_one_completes(
-    catalog: Catalog, queue: JobQueue
+    catalog: Catalog, queue: JobQueue, clock: FakeClock
 ) -> None:
     def create(account: str) -> None:
         template = make_request(catalog, account_id=account)  # makes the account too
@@ -118,6 +118,7 @@ def test_the_pending_cap_refuses_a_create_with_a_429_until_one_completes(
         create("a")
     assert "2 Pending requests" in refused.value.detail
     assert refused.value.retry_after > 0
+    clock.advance(seconds=1)  # so "a" is older and goes first, not by a tie of ids
     create("b")  # another account is not affected
     claim = queue.claim("w")
     assert claim is not None and claim.state.account_id == "a"
