@@ -142,6 +142,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("link_ttl_seconds", _int_range(3600, 7 * 86400), 3 * 3600, "signed link lifetime"),
     Setting("report_retention_days", _int_range(1, 3650), 30, "days a report stays downloadable"),
     Setting("log_level", _log_level, "info", "log level"),
+    Setting("s3_endpoint_url", _http_url, None, "S3 endpoint (MinIO, moto); default AWS"),
+    Setting("s3_region", _str, None, "S3 region; default AWS_REGION or us-east-1"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -166,6 +168,8 @@ class Settings:
     link_ttl_seconds: int
     report_retention_days: int
     log_level: str
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property

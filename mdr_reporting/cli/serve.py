@@ -41,7 +41,7 @@ _NEWEST_REPORT = (
 def build_services(settings: Settings, catalog: Catalog | None = None) -> Services:
     catalog = catalog or open_catalog(settings)
     try:
-        files = open_file_store(settings.files_url)
+        files = open_file_store(settings.files_url, settings)
     except (ValueError, OSError) as exc:
         fail(f"report files: {exc}")
     links = LinkSigner(

@@ -33,7 +33,7 @@ def worker(concurrency: int | None, **flags: Any) -> None:
         fail(f"no {settings.engine} report engine is installed: this worker cannot build reports")
     catalog = open_catalog(settings)
     try:
-        files = open_file_store(settings.files_url)
+        files = open_file_store(settings.files_url, settings)
     except (ValueError, OSError) as exc:
         fail(f"report files: {exc}")
     stop = threading.Event()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -50,3 +51,8 @@ class FileStore(abc.ABC):
     @abc.abstractmethod
     def exists(self, key: str) -> bool:
         """Whether a complete file is stored under ``key``."""
+
+    def presigned_url(self, key: str, ttl: timedelta) -> str | None:  # noqa: ARG002
+        """A URL that serves the file for ``ttl`` without the service (an S3 presigned GET),
+        or None when the service streams the file itself."""
+        return None

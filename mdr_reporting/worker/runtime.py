@@ -57,7 +57,7 @@ class Background:
         sweep_interval: float = 60.0,
     ) -> None:
         queue = job_queue(settings, catalog)
-        files = files or open_file_store(settings.files_url)
+        files = files or open_file_store(settings.files_url, settings)
         self.worker = (
             Worker(
                 queue,
