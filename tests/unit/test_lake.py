@@ -13,7 +13,7 @@ import pytest
 
 from mdr_reporting.domain.records import RECORD_SCHEMA
 from mdr_reporting.lake import LakeConflict, open_lake
-from mdr_reporting.lake import local as local_module
+from mdr_reporting.lake import build as build_module
 from mdr_reporting.lake import manifest as manifest_module
 from mdr_reporting.lake.local import LocalLake
 from mdr_reporting.lake.read import read_latest
@@ -190,7 +190,7 @@ def test_retired_files_wait_out_the_grace_period_for_other_processes(tmp_path: P
 def test_rows_are_sorted_by_account_and_time_in_small_row_groups(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local_module, "ROW_GROUP_ROWS", 50)
+    monkeypatch.setattr(build_module, "ROW_GROUP_ROWS", 50)
     accounts = [f"acct-{n:02d}" for n in range(8)]
     rows = [record(i, account_id=accounts[(i * 5) % 8]) for i in range(400)]
     lake = LocalLake(tmp_path)
