@@ -51,7 +51,7 @@ def build_services(settings: Settings, catalog: Catalog | None = None) -> Servic
         catalog.clock,
     )
     try:
-        lake = open_lake(settings.lake_url)
+        lake = open_lake(settings.lake_url, settings)
     except (ValueError, OSError) as exc:
         fail(f"record lake: {exc}")
     return Services(

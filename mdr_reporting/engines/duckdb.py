@@ -220,7 +220,7 @@ class _Days:
                 for index, day in enumerate(days):
                     if cancelled is not None and cancelled():
                         raise Cancelled("the build was cancelled")
-                    pending.append(pool.submit(self._day, index, snapshot.files[day]))
+                    pending.append(pool.submit(self._fetched_day, index, snapshot, day))
                     while len(pending) >= self.parallel:
                         collect()
                 while pending:
@@ -229,6 +229,14 @@ class _Days:
                 for future in pending:
                     future.cancel()
         return rows
+
+    def _fetched_day(self, index: int, snapshot: Snapshot, day: date) -> tuple[int, Path]:
+        """The day over local paths: a lake on S3 copies its objects to the build folder."""
+        try:
+            with snapshot.local_day(day, self.workdir / f"day-{index:05d}") as files:
+                return self._day(index, files)
+        except FileNotFoundError as exc:  # an object compaction reclaimed meanwhile
+            raise SnapshotFileMissing(str(exc.filename or exc)) from None
 
     def _day(self, index: int, files: tuple[str, ...]) -> tuple[int, Path]:
         """One day's rows into a part file: latest versions, criteria, order, formatting."""

@@ -41,7 +41,7 @@ def report_builder(settings: Settings, lake: Lake | None = None) -> ReportBuilde
         return None
     from mdr_reporting.engines.duckdb import DuckDBEngine
 
-    return LakeReportBuilder(lake or open_lake(settings.lake_url), DuckDBEngine())
+    return LakeReportBuilder(lake or open_lake(settings.lake_url, settings), DuckDBEngine())
 
 
 class Background:
