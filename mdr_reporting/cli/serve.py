@@ -237,7 +237,7 @@ def download_line(url: str, key: str) -> str:
         ]
     )
     parse = shlex.join([sys.executable, "-c", _NEWEST_REPORT])
-    save = shlex.join(["curl", "-sS", "-o", DEMO_REPORT_FILE])
+    save = shlex.join(["curl", "-sSL", "-o", DEMO_REPORT_FILE])
     return (
         f"until link=$({poll} | {parse}); do sleep 1; done; "
         f'[ -n "$link" ] && {save} "$link" && echo "saved {DEMO_REPORT_FILE}"'
