@@ -15,7 +15,9 @@ from typing import BinaryIO, cast
 
 import obstore
 
+from mdr_reporting.domain.enums import FORMATS
 from mdr_reporting.files.base import FileStore, check_key
+from mdr_reporting.files.formats import file_format
 from mdr_reporting.objectstore import S3Location, S3Reader, check_reachable, connect
 
 __all__ = ["MULTIPART_CHUNK", "S3FileStore"]
@@ -38,10 +40,12 @@ class S3FileStore(FileStore):
         size = source.stat().st_size
         # obstore switches to a multipart upload past chunk_size; an aborted one leaves
         # no object under the key (S3 completes it atomically or not at all).
+        media = _media_type(key)
         obstore.put(
             self.store,
             key,
             source,
+            attributes={"Content-Type": media} if media else None,
             chunk_size=MULTIPART_CHUNK,
             max_concurrency=UPLOAD_CONCURRENCY,
         )
@@ -76,3 +80,9 @@ class S3FileStore(FileStore):
 
     def presigned_url(self, key: str, ttl: timedelta) -> str | None:
         return obstore.sign(self.store, "GET", check_key(key), ttl)
+
+
+def _media_type(key: str) -> str | None:
+    """The report format's media type, from the key's suffix, for the presigned GET."""
+    matches = [file_format(f) for f in FORMATS if key.endswith(file_format(f).suffix)]
+    return max(matches, key=lambda f: len(f.suffix)).media_type if matches else None

@@ -281,7 +281,8 @@ async def test_on_s3_the_link_redirects_to_a_presigned_get_that_serves_ranges(
     parts = urlsplit(url)
     redirect = await harness.client.get(f"{parts.path}?{parts.query}")
     assert redirect.status_code == 307 and redirect.content == b""
-    assert (await harness.fetch(url)).content == data
+    whole = await harness.fetch(url)
+    assert whole.content == data and whole.headers["content-type"] == "text/csv; charset=utf-8"
     resumed = await harness.fetch(url, Range="bytes=100-")
     assert resumed.status_code == 206 and data[:100] + resumed.content == data
     assert harness.stored_files() == [harness.state(created["id"]).file_key]
