@@ -100,14 +100,15 @@ def one_line(exc: BaseException) -> str:
     return first[:200]
 
 
-def check_reachable(store: S3Store, location: S3Location, what: str) -> None:
-    """Raise ValueError (one line) unless the bucket answers a listing: checked at start-up."""
+def check_reachable(store: S3Store, location: S3Location) -> None:
+    """Raise ValueError (one line) unless the bucket answers a listing: checked at start-up;
+    callers say what the bucket is for."""
     try:
         next(iter(obstore.list(store, chunk_size=1)), None)
     except Exception as exc:
         where = location.endpoint_url or "the AWS endpoint"
         raise ValueError(
-            f"{what}: S3 bucket {location.bucket!r} at {where} is not reachable: {one_line(exc)}"
+            f"S3 bucket {location.bucket!r} at {where} is not reachable: {one_line(exc)}"
         ) from None
 
 

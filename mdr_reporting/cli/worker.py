@@ -28,7 +28,10 @@ __all__ = ["worker"]
 def worker(concurrency: int | None, **flags: Any) -> None:
     """Build reports from the catalog's queue until interrupted (SIGINT or SIGTERM)."""
     settings = load(worker_concurrency=concurrency, **flags)
-    builder = report_builder(settings)
+    try:
+        builder = report_builder(settings)
+    except (ValueError, OSError) as exc:
+        fail(f"record lake: {exc}")
     if builder is None:
         fail(f"no {settings.engine} report engine is installed: this worker cannot build reports")
     catalog = open_catalog(settings)

@@ -33,7 +33,7 @@ class S3FileStore(FileStore):
         self.location = location
         self.store = connect(location)
         if check:
-            check_reachable(self.store, location, "report files")
+            check_reachable(self.store, location)
 
     def put(self, key: str, source: Path) -> int:
         check_key(key)

@@ -149,7 +149,7 @@ class S3Lake(Lake):
         self.location = location
         self.store = connect(location)
         if check:
-            check_reachable(self.store, location, "record lake")
+            check_reachable(self.store, location)
         self.engine = make_engine(catalog_url)
         if not sa.inspect(self.engine).has_table("lake_files"):
             self.engine.dispose()
