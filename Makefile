@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+MOTO := .venv-moto
 PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .PHONY: run test lint typecheck unit bench clean
@@ -21,6 +22,14 @@ $(VENV)/.dev: $(VENV)/.created pyproject.toml constraints.txt
 	$(PIP) -e '.[dev]'
 	touch $@ $(VENV)/.run
 
+# moto's S3 server for the tests, in its own venv so its dependencies stay out of the project's.
+$(MOTO)/.created: $(VENV)/.created tests/moto-requirements.txt
+	rm -rf $(MOTO)
+	$(PYTHON) -m venv --without-pip $(MOTO)
+	$(BIN)/python -m pip --python $(MOTO)/bin/python install --quiet --disable-pip-version-check \
+		-r tests/moto-requirements.txt
+	touch $@
+
 run: $(VENV)/.run
 	$(BIN)/mdr demo
 
@@ -31,10 +40,10 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck $(MOTO)/.created
 	$(BIN)/pytest
 
-unit: $(VENV)/.dev
+unit: $(VENV)/.dev $(MOTO)/.created
 	$(BIN)/pytest tests/unit
 
 bench: $(VENV)/.dev
@@ -43,4 +52,4 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/report.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(MOTO) .mypy_cache .ruff_cache .pytest_cache

@@ -180,6 +180,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "ingest_rate_limit_burst", _int_range(1, 10_000_000), 500, "ingest batches a key may burst"
     ),
+    Setting("s3_endpoint_url", _http_url, None, "S3 endpoint (MinIO, moto); default AWS"),
+    Setting("s3_region", _str, None, "S3 region; default AWS_REGION or us-east-1"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -212,6 +214,8 @@ class Settings:
     create_rate_limit_burst: int
     ingest_rate_limit_rps: float
     ingest_rate_limit_burst: int
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
@@ -26,6 +30,9 @@ from mdr_reporting.settings import Settings, load_settings
 POSTGRES_URL = os.environ.get("MDR_TEST_POSTGRES_URL")
 REQUIRE_SERVICES = os.environ.get("MDR_TEST_REQUIRE_SERVICES") == "1"
 CATALOG_BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
+ROOT = Path(__file__).resolve().parent.parent
+# moto's S3 server, installed by `make` into its own venv (tests/moto-requirements.txt).
+MOTO_SERVER = Path(os.environ.get("MDR_TEST_MOTO_SERVER", ROOT / ".venv-moto/bin/moto_server"))
 
 
 def pytest_report_header() -> list[str]:
@@ -55,7 +62,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def _postgres_schema_url() -> Iterator[str]:
+def postgres_schema_url() -> Iterator[str]:
     """A fresh schema per test, reached through libpq's ``options=-csearch_path``."""
     assert POSTGRES_URL is not None
     schema = "t_" + secrets.token_hex(6)
@@ -79,7 +86,7 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.db'}"
     else:
-        yield from _postgres_schema_url()
+        yield from postgres_schema_url()
 
 
 @pytest.fixture
@@ -136,3 +143,65 @@ def api(settings: Settings, catalog: Catalog, clock: FakeClock) -> Iterator[Api]
 
 
 ApiFactory = Callable[..., Api]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    for _ in range(3):  # another process may take the free port first
+        port = free_port()
+        process = subprocess.Popen(
+            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                httpx.get(url + "/moto-api/", timeout=1)
+                return process, url
+            except httpx.TransportError:
+                time.sleep(0.1)
+        process.kill()
+        process.wait()
+    raise RuntimeError(f"{MOTO_SERVER} did not start")
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 in server mode on a free 127.0.0.1 port, for the whole session."""
+    if not MOTO_SERVER.exists():
+        message = f"moto is not installed at {MOTO_SERVER} (make .venv-moto/.created)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    # moto accepts any credentials; obstore (and the subprocesses) read these.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    try:
+        process, url = _start_moto()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A new, empty bucket for one test."""
+    name = "t-" + secrets.token_hex(6)
+    httpx.put(f"{s3_endpoint}/{name}").raise_for_status()
+    return name

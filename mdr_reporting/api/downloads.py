@@ -11,14 +11,14 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from mdr_reporting.api.errors import error_response
 from mdr_reporting.api.ranges import RangeNotSatisfiable, parse_range
 from mdr_reporting.api.schemas import ErrorEnvelope
 from mdr_reporting.domain.errors import ErrorItem, NotFound
-from mdr_reporting.files.downloads import OpenedReport
+from mdr_reporting.files.downloads import OpenedReport, RedirectedReport
 
 __all__ = ["router"]
 
@@ -64,6 +64,7 @@ PATH = "/reports/{request_id}/download"
     responses={
         200: {"description": "The report file", "content": {"application/octet-stream": {}}},
         206: {"description": "The requested byte range (Range header)"},
+        307: {"description": "The file store serves the file: a short-lived presigned GET"},
         403: {
             "model": ErrorEnvelope,
             "description": "Tampered, expired or foreign link, or a deleted or expired report",
@@ -81,7 +82,12 @@ async def download(
     downloads = request.app.state.services.downloads
     if downloads is None:
         raise NotFound("report files are not served by this process")
-    report: OpenedReport = await run_in_threadpool(downloads.open, request_id, expires, sig, file)
+    report: OpenedReport | RedirectedReport = await run_in_threadpool(
+        downloads.open, request_id, expires, sig, file
+    )
+    if isinstance(report, RedirectedReport):
+        # The presigned GET answers Range requests itself; clients keep the header.
+        return RedirectResponse(report.location, status_code=307)
     headers = _headers(report)
     if_range = request.headers.get("if-range")
     range_header = request.headers.get("range")

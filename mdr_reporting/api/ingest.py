@@ -135,7 +135,7 @@ def _ingestor(app: FastAPI) -> Ingestor:
             ingestor = getattr(app.state, "ingestor", None)
             if ingestor is None:
                 services = app.state.services
-                lake = services.lake or open_lake(services.settings.lake_url)
+                lake = services.lake or open_lake(services.settings.lake_url, services.settings)
                 ingestor = Ingestor(lake, services.catalog)
                 app.state.ingestor = ingestor
     return ingestor

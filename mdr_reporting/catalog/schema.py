@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -27,6 +28,9 @@ __all__ = [
     "accounts",
     "api_keys",
     "claim_turns",
+    "lake_days",
+    "lake_files",
+    "lake_leases",
     "metadata",
     "rate_buckets",
     "requests",
@@ -141,4 +145,32 @@ rate_buckets = Table(
     Column("tokens", Float, nullable=False),
     Column("stamp", Float, nullable=False),
     Column("granted", Boolean, nullable=False),
+)
+
+# The lake's manifest when the lake is on S3 (lake/s3.py): one catalog, one lake.
+lake_days = Table(
+    "lake_days",
+    metadata,
+    Column("day", String(10), primary_key=True),  # ISO date (UTC)
+    Column("version", BigInteger, nullable=False),  # +1 on every commit touching the day
+)
+
+lake_files = Table(
+    "lake_files",
+    metadata,
+    Column("path", String(255), primary_key=True),  # key under the lake's prefix
+    Column("day", String(10), nullable=False),
+    Column("seq", BigInteger, nullable=False),  # listing order in the day (commit order)
+    Column("rows", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("retired_at", UTCDateTime, nullable=True),  # replaced; deleted once no lease needs it
+    Index("ix_lake_files_day", "day", "seq"),
+)
+
+lake_leases = Table(
+    "lake_leases",
+    metadata,
+    Column("id", String(32), primary_key=True),  # a snapshot some reader holds
+    Column("taken_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
 )

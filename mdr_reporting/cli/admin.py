@@ -39,7 +39,7 @@ def open_files(settings: Settings) -> FileStore:
     from mdr_reporting.files import open_file_store
 
     try:
-        return open_file_store(settings.files_url)
+        return open_file_store(settings.files_url, settings)
     except (ValueError, OSError) as exc:
         fail(f"report files at {settings.files_url}: {one_line(exc)}")
 
@@ -49,9 +49,15 @@ def open_record_lake(settings: Settings) -> Lake:
     from mdr_reporting.lake import open_lake
 
     try:
-        return open_lake(settings.lake_url)
+        return open_lake(settings.lake_url, settings)
     except (ValueError, OSError) as exc:
         fail(f"record lake at {settings.lake_url}: {one_line(exc)}")
+
+
+def lake_in_catalog(settings: Settings) -> bool:
+    """Whether the lake's manifest lives in the catalog (an S3 lake), which must then be
+    migrated before the lake is opened."""
+    return settings.lake_url.startswith("s3://")
 
 
 def _run(settings_flags: dict[str, Any], action: Any) -> Any:

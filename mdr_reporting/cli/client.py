@@ -220,7 +220,10 @@ def _download(item: dict[str, Any], path: Path) -> None:
     have = partial.stat().st_size if partial.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
     try:
-        with httpx.stream("GET", link, headers=headers, timeout=60) as response:
+        # An S3 file store answers the link with a redirect to a presigned GET (Range kept).
+        with httpx.stream(
+            "GET", link, headers=headers, timeout=60, follow_redirects=True
+        ) as response:
             if response.status_code == 416:  # the part file is already whole
                 partial.replace(path)
                 return

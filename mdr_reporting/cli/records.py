@@ -41,7 +41,7 @@ class _RowsColumn(ProgressColumn):
 
 def _open_lake(settings: Settings) -> Lake:
     try:
-        return open_lake(settings.lake_url)
+        return open_lake(settings.lake_url, settings)
     except (ValueError, OSError) as exc:
         fail(f"cannot open the lake at {settings.lake_url}: {exc}")
     raise AssertionError("unreachable")

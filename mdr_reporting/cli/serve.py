@@ -16,7 +16,7 @@ import uvicorn
 
 from mdr_reporting.api import Services, create_app
 from mdr_reporting.catalog import Catalog, KeyScope
-from mdr_reporting.cli.admin import open_catalog, open_files, open_record_lake
+from mdr_reporting.cli.admin import lake_in_catalog, open_catalog, open_files, open_record_lake
 from mdr_reporting.cli.common import configure_logging, fail, load, settings_options
 from mdr_reporting.files import LinkSigner
 from mdr_reporting.settings import Settings
@@ -40,11 +40,13 @@ _NEWEST_REPORT = (
 def build_services(settings: Settings, catalog: Catalog | None = None) -> Services:
     """Every backend of the settings, or a one-line exit naming the first that cannot be used.
 
-    The catalog comes last: its migration is the one step that changes shared state.
+    The catalog comes last (its migration is the one step that changes shared state),
+    except before a lake whose manifest lives in it.
     """
     files = open_files(settings)
-    lake = open_record_lake(settings)
+    lake = None if lake_in_catalog(settings) else open_record_lake(settings)
     catalog = catalog or open_catalog(settings)
+    lake = lake or open_record_lake(settings)
     links = LinkSigner(
         settings.signing_secret,
         settings.public_url,
@@ -238,7 +240,7 @@ def download_line(url: str, key: str) -> str:
         ]
     )
     parse = shlex.join([sys.executable, "-c", _NEWEST_REPORT])
-    save = shlex.join(["curl", "-sS", "-o", DEMO_REPORT_FILE])
+    save = shlex.join(["curl", "-sSL", "-o", DEMO_REPORT_FILE])
     return (
         f"until link=$({poll} | {parse}); do sleep 1; done; "
         f'[ -n "$link" ] && {save} "$link" && echo "saved {DEMO_REPORT_FILE}"'

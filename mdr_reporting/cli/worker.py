@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mdr_reporting.cli.admin import open_catalog, open_files, open_record_lake
+from mdr_reporting.cli.admin import lake_in_catalog, open_catalog, open_files, open_record_lake
 from mdr_reporting.cli.common import configure_logging, fail, load, settings_options
 from mdr_reporting.worker import Background, report_builder
 
@@ -29,10 +29,13 @@ def worker(concurrency: int | None, **flags: Any) -> None:
     settings = load(worker_concurrency=concurrency, **flags)
     configure_logging(settings)
     files = open_files(settings)
-    builder = report_builder(settings, open_record_lake(settings))
+    # The catalog last (its migration is the one step with shared effects), except
+    # before a lake whose manifest lives in it.
+    lake = None if lake_in_catalog(settings) else open_record_lake(settings)
+    catalog = open_catalog(settings)
+    builder = report_builder(settings, lake or open_record_lake(settings))
     if builder is None:
         fail(f"no {settings.engine} report engine is installed: this worker cannot build reports")
-    catalog = open_catalog(settings)  # last: its migration is the one step with shared effects
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

@@ -15,6 +15,7 @@ import tempfile
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -228,7 +229,7 @@ class _Days:
                 for index, day in enumerate(days):
                     if cancelled is not None and cancelled():
                         raise Cancelled("the build was cancelled")
-                    pending.append(pool.submit(self._day, index, snapshot.files[day]))
+                    pending.append(pool.submit(self._fetched_day, index, snapshot, day))
                     while len(pending) >= self.parallel:
                         collect()
                 while pending:
@@ -237,6 +238,17 @@ class _Days:
                 for future in pending:
                     future.cancel()
         return rows
+
+    def _fetched_day(self, index: int, snapshot: Snapshot, day: date) -> tuple[int, Path]:
+        """The day over local paths: a lake on S3 copies its objects to the build folder."""
+        with ExitStack() as stack:
+            try:
+                files = stack.enter_context(
+                    snapshot.local_day(day, self.workdir / f"day-{index:05d}")
+                )
+            except FileNotFoundError as exc:  # an object compaction reclaimed meanwhile
+                raise SnapshotFileMissing(str(exc.filename or exc)) from None
+            return self._day(index, files)
 
     def _day(self, index: int, files: tuple[str, ...]) -> tuple[int, Path]:
         """One day's rows into a part file: latest versions, criteria, order, formatting."""

@@ -10,7 +10,7 @@ import abc
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -77,3 +77,8 @@ class FileStore(abc.ABC):
         aborting incomplete multipart uploads) keeps this default. Returns the count.
         """
         return 0
+
+    def presigned_url(self, key: str, ttl: timedelta) -> str | None:  # noqa: ARG002
+        """A URL that serves the file for ``ttl`` without the service (an S3 presigned GET),
+        or None when the service streams the file itself."""
+        return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import BinaryIO
 
 from mdr_reporting.catalog.store import Catalog
@@ -19,7 +20,15 @@ from mdr_reporting.files.base import FileStore
 from mdr_reporting.files.formats import file_format
 from mdr_reporting.files.signing import LinkRejected, LinkSigner, file_tag
 
-__all__ = ["OpenedReport", "ReportDownloads", "download_filename"]
+__all__ = [
+    "PRESIGN_TTL",
+    "OpenedReport",
+    "RedirectedReport",
+    "ReportDownloads",
+    "download_filename",
+]
+
+PRESIGN_TTL = timedelta(minutes=5)  # the redirect target only has to outlive the redirect
 
 _UNSAFE = re.compile(r"[^\w.+-]+")  # keeps letters of any script; the header encodes them
 
@@ -35,6 +44,13 @@ class OpenedReport:
     etag: str
 
 
+@dataclass(frozen=True)
+class RedirectedReport:
+    """A report the store serves itself: the link answers with a redirect to ``location``."""
+
+    location: str
+
+
 def download_filename(report_name: str, format_name: str) -> str:
     """The report name made safe for every file system, with the format's suffix."""
     stem = _UNSAFE.sub("_", report_name).strip("._") or "report"
@@ -47,7 +63,9 @@ class ReportDownloads:
         self.files = files
         self.links = links
 
-    def open(self, request_id: str, expires: str, signature: str, file: str) -> OpenedReport:
+    def open(
+        self, request_id: str, expires: str, signature: str, file: str
+    ) -> OpenedReport | RedirectedReport:
         try:  # the link alone first: a bad one learns nothing of the catalog
             self.links.verify(request_id, file, expires, signature)
         except LinkRejected as exc:
@@ -62,6 +80,11 @@ class ReportDownloads:
             raise Forbidden(f"this report is not downloadable: its status is {state.status.name}")
         if file_tag(state.file_key) != file:
             raise Forbidden("this link is for an earlier file of this report")
+        if not self.files.exists(state.file_key):
+            raise Forbidden("this report's file is no longer available")
+        presigned = self.files.presigned_url(state.file_key, PRESIGN_TTL)
+        if presigned is not None:
+            return RedirectedReport(presigned)
         try:
             stream, size = self.files.open(state.file_key)
         except FileNotFoundError:

@@ -8,16 +8,18 @@ at a time.  A :class:`Snapshot` is an immutable list of files per day.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 
 __all__ = [
     "AppendResult",
     "CompactResult",
+    "DayFetch",
     "DayStats",
     "Lake",
     "LakeConflict",
@@ -27,12 +29,30 @@ __all__ = [
 ]
 
 
+DayFetch = Callable[[date, Path], AbstractContextManager[tuple[str, ...]]]
+"""Copies one day's files into a local folder; yields their local paths, removes them at exit."""
+
+
 @dataclass(frozen=True)
 class Snapshot:
-    """What a reader sees: for each UTC day, the Parquet files holding its rows."""
+    """What a reader sees: for each UTC day, the Parquet files holding its rows.
+
+    ``files`` are local paths on a local lake and ``s3://`` URLs on S3; engines that read
+    local files get them through :meth:`local_day`.
+    """
 
     version: int
     files: Mapping[date, tuple[str, ...]] = field(default_factory=dict)
+    lease: str = ""  # the S3 lake's lease row, released by Lake.release
+    fetch: DayFetch | None = field(default=None, compare=False, repr=False)
+
+    def local_day(self, day: date, folder: Path) -> AbstractContextManager[tuple[str, ...]]:
+        """Local paths of ``day``'s files while the context is open: the files themselves on
+        a local lake, copies under ``folder`` (removed at exit) on S3.  A file that is gone
+        raises FileNotFoundError."""
+        if self.fetch is None:
+            return nullcontext(self.files[day])
+        return self.fetch(day, folder)
 
     def days(self, start: datetime, end: datetime) -> list[date]:
         """The days with files that may hold rows with ``start <= created_at < end`` (UTC)."""

@@ -38,14 +38,19 @@ class DayIndex:
     """LRU map of day -> known versions (a table of INDEX_COLUMNS). Not thread-safe: the
     lake calls it under its write lock."""
 
-    def __init__(self, max_rows: int = MAX_CACHED_ROWS) -> None:
+    def __init__(
+        self,
+        max_rows: int = MAX_CACHED_ROWS,
+        read: Callable[[Sequence[str]], pa.Table] | None = None,
+    ) -> None:
         self.max_rows = max_rows
+        self._read = read or _read  # the INDEX_COLUMNS of some files (an S3 lake downloads)
         self._days: OrderedDict[date, _Entry] = OrderedDict()
 
     def get(
         self, day: date, files: Sequence[str], before_read: Callable[[], object] | None = None
     ) -> pa.Table:
-        """The versions held by ``files`` (absolute paths), which make up ``day``.
+        """The versions held by ``files`` (paths or URLs), which make up ``day``.
 
         ``before_read`` runs before any file is read (to wait for writes in flight)."""
         wanted = frozenset(files)
@@ -56,7 +61,7 @@ class DayIndex:
         if missing:
             if before_read is not None:
                 before_read()
-            entry = _Entry(wanted, _concat(entry.table, _read(missing)))
+            entry = _Entry(wanted, _concat(entry.table, self._read(missing)))
         self._days[day] = entry
         self._days.move_to_end(day)
         self._evict()

@@ -49,21 +49,14 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from mdr_reporting.domain.records import (
-    FOLDED_COLUMNS,
-    LAKE_SCHEMA,
-    RECORD_SCHEMA,
-    with_folded_numbers,
-)
-from mdr_reporting.domain.validation import repeated_rows
+from mdr_reporting.domain.records import FOLDED_COLUMNS, RECORD_SCHEMA
 from mdr_reporting.lake.base import (
     AppendResult,
     CompactResult,
@@ -73,6 +66,15 @@ from mdr_reporting.lake.base import (
     LakeStats,
     LakeWriter,
     Snapshot,
+)
+from mdr_reporting.lake.build import (
+    MAX_FILES_PER_DAY,
+    ROW_GROUP_ROWS,
+    check_part,
+    latest_sorted,
+    smallest_over_bound,
+    split_days,
+    write_parquet,
 )
 from mdr_reporting.lake.index import INDEX_COLUMNS, DayIndex
 from mdr_reporting.lake.manifest import (
@@ -86,29 +88,8 @@ from mdr_reporting.lake.manifest import (
 
 __all__ = ["MAX_FILES_PER_DAY", "RETIRE_GRACE_SECONDS", "ROW_GROUP_ROWS", "LocalLake"]
 
-MAX_FILES_PER_DAY = 16
-ROW_GROUP_ROWS = 16_384
 RETIRE_GRACE_SECONDS = 600.0
-SORT_KEYS = [("account_id", "ascending"), ("created_at", "ascending")]  # as the metadata says
 WRITES_IN_FLIGHT = 3
-# Low-cardinality columns; dictionaries on ids, numbers and bodies cost time for nothing.
-DICTIONARY_COLUMNS = [
-    "account_id",
-    "direction",
-    "message_type",
-    "status",
-    "error_code",
-    "carrier",
-    "mcc",
-    "mnc",
-    "country_code",
-    "connection_id",
-    "profile_id",
-    "tags",
-    "currency",
-]
-_EPOCH = date(1970, 1, 1)
-_DAY_MICROS = 86_400_000_000
 
 
 class LocalLake(Lake):
@@ -241,12 +222,7 @@ class LocalLake(Lake):
         return [Retired(e.path, version, now) for e in entries]
 
     def _smallest_over_bound(self, entries: Sequence[FileEntry]) -> list[FileEntry]:
-        """A day's smallest files when it is over the bound: merged, they leave the day
-        ``max_files_per_day // 2`` files."""
-        if len(entries) <= self.max_files_per_day:
-            return []
-        take = len(entries) - self.max_files_per_day // 2 + 1
-        return sorted(entries, key=lambda e: (e.rows, e.path))[:take]
+        return smallest_over_bound(entries, self.max_files_per_day)
 
     def _reclaim(self, manifest: Manifest) -> Manifest:
         """Delete retired files no reader may hold, and leftovers of crashed appends."""
@@ -283,16 +259,7 @@ class LocalLake(Lake):
 
     def _write_at(self, path: Path, table: pa.Table) -> FileEntry:
         with path.open("wb") as handle:
-            pq.write_table(
-                table,
-                handle,
-                row_group_size=ROW_GROUP_ROWS,
-                compression="zstd",
-                compression_level=1,
-                use_dictionary=DICTIONARY_COLUMNS,
-                sorting_columns=pq.SortingColumn.from_ordering(LAKE_SCHEMA, SORT_KEYS),
-                write_page_index=True,
-            )
+            write_parquet(table, handle)
             handle.flush()
             os.fsync(handle.fileno())
         return FileEntry(str(path.relative_to(self.root)), table.num_rows, path.stat().st_size)
@@ -320,16 +287,10 @@ class _LocalWriter(LakeWriter):
     def add(self, batch: pa.Table) -> int:
         if self.done:
             raise RuntimeError("this lake writer is closed")
-        batch = with_folded_numbers(batch)  # LAKE_SCHEMA: the records and their folded numbers
-        origin = _layout(batch)  # one gather: drops superseded rows and sorts
-        batch, days = batch.take(pa.array(origin)), _day_numbers(batch)[origin]
-        bounds = np.flatnonzero(np.diff(days)) + 1
-        starts = np.concatenate([[0], bounds]).astype(int)
-        ends = np.concatenate([bounds, [len(days)]]).astype(int)
+        batch, origin, slices = split_days(batch)
         groups = []
         conflicts: list[tuple[int, str, str]] = []
-        for start, end in zip(starts, ends, strict=True):
-            day = _EPOCH + timedelta(days=int(days[start]))
+        for day, start, end in slices:
             part = batch.slice(start, end - start)
             fresh, bad = self._check(day, part, origin[start:end])
             conflicts += bad
@@ -363,31 +324,7 @@ class _LocalWriter(LakeWriter):
         mine = [p for p in self.pending if p.day == day]
         files += [str(p.path) for p in mine]
         known = self.lake._index.get(day, files, before_read=lambda: wait([p.write for p in mine]))
-        known = known.filter(pc.is_in(known.column("id"), value_set=part.column("id")))
-        if known.num_rows == 0:
-            return np.ones(part.num_rows, dtype=bool), []
-        latest = known.group_by("id", use_threads=False).aggregate(
-            [("account_id", "min"), ("created_at", "min"), ("updated_at", "max")]
-        )
-        probe = part.select(["id", "account_id", "created_at", "updated_at"]).append_column(
-            "_row", pa.array(np.arange(part.num_rows, dtype=np.int64))
-        )
-        joined = probe.join(latest, "id", use_threads=False)
-        matched = joined.filter(pc.is_valid(joined.column("updated_at_max")))
-        rows = matched.column("_row").to_numpy()
-        conflicts = []
-        for name, held in (("account_id", "account_id_min"), ("created_at", "created_at_min")):
-            changed = pc.not_equal(matched.column(name), matched.column(held)).to_numpy(
-                zero_copy_only=False
-            )
-            conflicts += [
-                (int(origin[row]), name, "differs from the stored version of this id")
-                for row in rows[changed]
-            ]
-        stale = pc.less_equal(matched.column("updated_at"), matched.column("updated_at_max"))
-        fresh = np.ones(part.num_rows, dtype=bool)
-        fresh[rows[stale.to_numpy(zero_copy_only=False)]] = False
-        return fresh, conflicts
+        return check_part(known, part, origin)
 
     def commit(self) -> AppendResult:
         if self.done:
@@ -433,60 +370,6 @@ class _LocalWriter(LakeWriter):
 
 
 def _latest_sorted(paths: Sequence[str]) -> pa.Table:
-    """The latest version of each id in ``paths`` (one day), laid out like any data file.
-
-    Vectorised in-process (no query engine): merges run inside appends, often on
-    small files, where starting a DuckDB query would cost more than the work.
-    Files written before the lake stored folded numbers get them here.
-    """
-    columns = list(RECORD_SCHEMA.names)
-    table = pa.concat_tables(
-        [pq.read_table(path, columns=columns).cast(RECORD_SCHEMA) for path in paths]
-    )
-    table = table.take(pa.array(_layout(table)))
-    return with_folded_numbers(table)
-
-
-def _layout(batch: pa.Table) -> np.ndarray:
-    """Row numbers to keep, in file order: one row per id (the latest ``updated_at``, the
-    first on a tie), sorted by (day, account_id, created_at) with numpy on integer keys."""
-    accounts = batch.column("account_id")
-    names = sorted(a for a in pc.unique(accounts).to_pylist())
-    rank = pc.index_in(accounts, value_set=pa.array(names, pa.string())).to_numpy(
-        zero_copy_only=False
-    )
-    created = pc.cast(batch.column("created_at"), pa.int64()).to_numpy()
-    kept = _winners(batch)
-    if kept is not None:
-        rank, created = rank[kept], created[kept]
-    order: np.ndarray = np.lexsort((created, rank, np.floor_divide(created, _DAY_MICROS)))
-    return order if kept is None else kept[order]
-
-
-def _day_numbers(batch: pa.Table) -> np.ndarray:
-    micros = pc.cast(batch.column("created_at"), pa.int64()).to_numpy()
-    days: np.ndarray = np.floor_divide(micros, _DAY_MICROS)
-    return days
-
-
-def _winners(batch: pa.Table) -> np.ndarray | None:
-    """Row numbers of one row per id (the latest updated_at, the first such row on a tie),
-    or None when every id is there once."""
-    repeated = repeated_rows(batch.column("id"))
-    if repeated is None:
-        return None
-    candidates = pc.indices_nonzero(repeated)
-    subset = batch.select(["id", "updated_at"]).take(candidates)
-    order = pc.sort_indices(
-        subset, sort_keys=[("id", "ascending"), ("updated_at", "descending")]
-    )  # stable: on a tie the earlier row comes first
-    sorted_ids = subset.column("id").take(order)
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = pc.not_equal(sorted_ids.slice(1), sorted_ids.slice(0, len(order) - 1)).to_numpy(
-        zero_copy_only=False
-    )
-    losers = candidates.to_numpy()[order.to_numpy()[~first]]
-    keep = np.ones(batch.num_rows, dtype=bool)
-    keep[losers] = False
-    kept: np.ndarray = np.flatnonzero(keep)
-    return kept
+    """The latest version of each id in ``paths`` (one day), laid out like any data file."""
+    columns = list(RECORD_SCHEMA.names)  # files from before the folded numbers get them anew
+    return latest_sorted([pq.read_table(path, columns=columns) for path in paths])

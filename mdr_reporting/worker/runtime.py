@@ -45,7 +45,7 @@ def report_builder(settings: Settings, lake: Lake | None = None) -> ReportBuilde
         return None
     from mdr_reporting.engines.duckdb import DuckDBEngine
 
-    return LakeReportBuilder(lake or open_lake(settings.lake_url), DuckDBEngine())
+    return LakeReportBuilder(lake or open_lake(settings.lake_url, settings), DuckDBEngine())
 
 
 class Background:
@@ -62,7 +62,7 @@ class Background:
         sweep_interval: float = 60.0,
     ) -> None:
         queue = job_queue(settings, catalog)
-        files = files or open_file_store(settings.files_url)
+        files = files or open_file_store(settings.files_url, settings)
         listens = catalog.engine.dialect.name == "postgresql"
         self.worker = (
             Worker(

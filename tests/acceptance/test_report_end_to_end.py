@@ -7,17 +7,42 @@ sections 4-7 (tests/unit/reference_report.py) over the generated records.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 from mdr_reporting.domain.requests import parse_v1
 from tests.acceptance.helpers import reports_key, run_mdr, running_server
+from tests.conftest import POSTGRES_URL, postgres_schema_url
 from tests.unit.reference_report import reference_csv
 
 
-def test_generate_ingest_request_download_matches_the_reference(tmp_path: Path) -> None:
+@pytest.fixture(params=["local", *(["s3-postgresql"] if POSTGRES_URL else [])])
+def backends(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The settings of each layout: all local, or scaled out (PostgreSQL catalog, S3 lake
+    and report files on moto)."""
+    if request.param == "local":
+        yield {}
+        return
+    endpoint = request.getfixturevalue("s3_endpoint")
+    bucket = request.getfixturevalue("s3_bucket")
+    catalogs = postgres_schema_url()
+    yield {
+        "MDR_CATALOG_URL": next(catalogs),
+        "MDR_LAKE_URL": f"s3://{bucket}/lake",
+        "MDR_FILES_URL": f"s3://{bucket}/reports",
+        "MDR_S3_ENDPOINT_URL": endpoint,
+        "MDR_WITH_WORKER": "true",
+    }
+    next(catalogs, None)
+
+
+def test_generate_ingest_request_download_matches_the_reference(
+    tmp_path: Path, backends: dict[str, str]
+) -> None:
     data = tmp_path / "data"
     generated = tmp_path / "traffic.parquet"
     made = run_mdr(
@@ -37,9 +62,9 @@ def test_generate_ingest_request_download_matches_the_reference(tmp_path: Path) 
         data_dir=None,
     )
     assert made.returncode == 0, made.stderr
-    loaded = run_mdr("ingest", str(generated), "--create-accounts", data_dir=data)
+    loaded = run_mdr("ingest", str(generated), "--create-accounts", data_dir=data, env=backends)
     assert loaded.returncode == 0, loaded.stderr
-    key = reports_key(data, "acct-01")
+    key = reports_key(data, "acct-01", env=backends)
 
     body = {
         "start_time": "2026-03-06T12:00:00",
@@ -49,7 +74,7 @@ def test_generate_ingest_request_download_matches_the_reference(tmp_path: Path) 
         "directions": ["outbound"],
     }
     out = tmp_path / "report.csv"
-    with running_server(data) as url:
+    with running_server(data, env=backends) as url:
         done = run_mdr(
             "request",
             "create",

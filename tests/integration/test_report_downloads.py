@@ -22,7 +22,9 @@ import pytest
 from mdr_reporting.api import Services, create_app
 from mdr_reporting.catalog import Catalog, KeyScope
 from mdr_reporting.catalog.jobs import JobQueue
-from mdr_reporting.files import LinkSigner, LocalFileStore
+from mdr_reporting.files import FileStore, LinkSigner, LocalFileStore
+from mdr_reporting.files.s3 import S3FileStore
+from mdr_reporting.objectstore import S3Location
 from mdr_reporting.settings import ensure_signing_secret, load_settings
 from mdr_reporting.worker import Sweeper, Worker
 from mdr_reporting.worker.testing import FakeBuilder, ManualClock
@@ -43,7 +45,7 @@ class Harness:
     clock: ManualClock
     catalog: Catalog
     queue: JobQueue
-    files: LocalFileStore
+    files: FileStore
     sweeper: Sweeper
     client: httpx.AsyncClient
     auth: dict[str, str]
@@ -88,16 +90,27 @@ class Harness:
             await anyio.sleep(0.01)
 
     async def fetch(self, url: str, **headers: str) -> httpx.Response:
-        """Follow a report_url with no Authorization header."""
+        """Follow a report_url with no Authorization header (and an S3 store's redirect to
+        its presigned GET, with the same headers)."""
         assert url.startswith(self.public_url + "/reports/")
         parts = urlsplit(url)
-        return await self.client.get(f"{parts.path}?{parts.query}", headers=headers)
+        response = await self.client.get(f"{parts.path}?{parts.query}", headers=headers)
+        if isinstance(self.files, S3FileStore) and response.status_code == 307:
+            target = response.headers["location"]
+            assert target.startswith(self.files.location.endpoint_url or "")
+            assert "X-Amz-Signature=" in target and "X-Amz-Expires=300" in target
+            async with httpx.AsyncClient() as s3:
+                return await s3.get(target, headers=headers)
+        return response
 
     def state(self, request_id: str) -> Any:
         return self.catalog.get_request(request_id)
 
-    def stored_files(self) -> list[Path]:
-        return sorted(p for p in self.files.root.rglob("*") if p.is_file())
+    def stored_files(self) -> list[str]:
+        if isinstance(self.files, S3FileStore):
+            return sorted(f.key for f in self.files.list())
+        assert isinstance(self.files, LocalFileStore)
+        return sorted(str(p) for p in self.files.root.rglob("*") if p.is_file())
 
 
 @pytest.fixture
@@ -114,10 +127,15 @@ def catalog(tmp_path: Path, clock: ManualClock) -> Iterator[Catalog]:
     catalog.close()
 
 
-@pytest.fixture
-async def harness(tmp_path: Path, clock: ManualClock, catalog: Catalog) -> AsyncIterator[Harness]:
+@pytest.fixture(params=["local", "s3"])
+async def harness(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock, catalog: Catalog
+) -> AsyncIterator[Harness]:
     settings = ensure_signing_secret(load_settings({"data_dir": str(tmp_path)}, environ={}))
-    files = LocalFileStore(tmp_path / "reports")
+    files: FileStore = LocalFileStore(tmp_path / "reports")
+    if request.param == "s3":
+        endpoint = request.getfixturevalue("s3_endpoint")
+        files = S3FileStore(S3Location(request.getfixturevalue("s3_bucket"), "reports", endpoint))
     links = LinkSigner(settings.signing_secret, settings.public_url, LINK_TTL, clock)
     services = Services(settings, catalog, clock=clock, files=files, links=links)
     queue = JobQueue(
@@ -152,6 +170,7 @@ def _assert_refused(response: httpx.Response, report: bytes) -> None:
     assert report not in response.content
 
 
+@pytest.mark.parametrize("harness", ["local"], indirect=True)  # headers of the API's own stream
 async def test_a_report_completes_and_downloads_without_authorization(harness: Harness) -> None:
     builder = FakeBuilder(rows=40)
     harness.start_worker(builder)
@@ -187,6 +206,7 @@ async def test_a_report_completes_and_downloads_without_authorization(harness: H
     assert not list(harness.work_dir.iterdir()), "no build file is left behind"
 
 
+@pytest.mark.parametrize("harness", ["local"], indirect=True)
 @pytest.mark.parametrize(
     ("fmt", "media_type", "suffix"),
     [("csv.gz", "application/gzip", ".csv.gz"), ("jsonl.gz", "application/gzip", ".jsonl.gz")],
@@ -204,6 +224,7 @@ async def test_other_formats_have_their_suffix_and_type(
     assert f'filename="r{suffix}"' in response.headers["content-disposition"]
 
 
+@pytest.mark.parametrize("harness", ["local"], indirect=True)  # headers of the API's own stream
 async def test_range_requests_resume_a_download(harness: Harness) -> None:
     builder = FakeBuilder(rows=30)
     harness.start_worker(builder)
@@ -246,6 +267,25 @@ async def test_range_requests_resume_a_download(harness: Harness) -> None:
     assert matching.status_code == 206
     stale = await harness.fetch(url, Range="bytes=0-1", **{"If-Range": '"another"'})
     assert (stale.status_code, stale.content) == (200, data)
+
+
+@pytest.mark.parametrize("harness", ["s3"], indirect=True)
+async def test_on_s3_the_link_redirects_to_a_presigned_get_that_serves_ranges(
+    harness: Harness,
+) -> None:
+    builder = FakeBuilder(rows=30)
+    harness.start_worker(builder)
+    created = await harness.create()
+    url = (await harness.wait(created["id"], 2))["report_url"]
+    data = builder.render(harness.state(created["id"]))
+    parts = urlsplit(url)
+    redirect = await harness.client.get(f"{parts.path}?{parts.query}")
+    assert redirect.status_code == 307 and redirect.content == b""
+    whole = await harness.fetch(url)
+    assert whole.content == data and whole.headers["content-type"] == "text/csv; charset=utf-8"
+    resumed = await harness.fetch(url, Range="bytes=100-")
+    assert resumed.status_code == 206 and data[:100] + resumed.content == data
+    assert harness.stored_files() == [harness.state(created["id"]).file_key]
 
 
 async def test_tampered_expired_and_foreign_links_get_403_and_no_bytes(
@@ -327,6 +367,7 @@ async def test_a_create_wakes_an_idle_worker(harness: Harness) -> None:
     await harness.wait(created["id"], 2, timeout=5)
 
 
+@pytest.mark.parametrize("harness", ["local"], indirect=True)  # headers of the API's own stream
 async def test_unicode_report_names_survive_in_the_download_name(harness: Harness) -> None:
     harness.start_worker(FakeBuilder(rows=2))
     created = await harness.create(report_name="Отчёт/mai 2024")

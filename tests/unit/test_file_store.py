@@ -76,7 +76,7 @@ def test_the_store_is_chosen_by_url(tmp_path: Path) -> None:
     assert isinstance(store, LocalFileStore)
     assert store.root == tmp_path / "files"
     with pytest.raises(ValueError, match="file://"):
-        open_file_store("s3://bucket/reports")
+        open_file_store("ftp://host/reports")
 
 
 def test_a_worker_removes_stale_build_files_of_dead_workers(tmp_path: Path) -> None:

@@ -1,0 +1,590 @@
+"""The lake on S3: the local lake's layout and rules, with the manifest in the catalog.
+
+Layout under ``s3://bucket/prefix``::
+
+    data/2024-02-22/part-<unix ms>-<token>.parquet
+
+The manifest is three catalog tables (catalog/schema.py): ``lake_files`` (the files of
+each day, in listing order, and which are retired), ``lake_days`` (a version counter
+per day) and ``lake_leases`` (snapshots that readers in any process hold).  On
+PostgreSQL several API processes on several machines append at once: a prototype
+measured 238-285 commits/s this way against 21-31 with conditional writes of a
+manifest object.  A SQLite catalog works too (one machine: its write lock serialises
+the commits).
+
+Rules, as on the local lake (lake/local.py):
+
+* An append writes and uploads its files first, then commits them in one catalog
+  transaction that holds a per-day advisory lock: atomic (a reader sees the batch
+  whole or not at all) and durable when it returns.
+* Rows are checked against what the day holds when they are staged, and checked again
+  inside the commit against files another process committed meanwhile: a row that
+  became stale is dropped (its file rewritten), a row that changes an id's identity
+  fails the commit with :class:`LakeConflict`.  Nothing is lost when two commit at once.
+* Files per day stay within :data:`MAX_FILES_PER_DAY` in every commit; ``compact()``
+  merges each day into one file.
+* A replaced file is retired: deleted once no lease taken before (its retirement plus
+  ``retire_grace_seconds``, which covers transaction time and clock skew) is live.
+* Objects that no row names (an append that died after its upload) are swept by
+  ``compact()`` once older than ``sweep_age_seconds``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import obstore
+import pyarrow as pa
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from mdr_reporting.catalog.schema import lake_days, lake_files, lake_leases
+from mdr_reporting.catalog.store import make_engine
+from mdr_reporting.lake.base import (
+    AppendResult,
+    CompactResult,
+    DayStats,
+    Lake,
+    LakeConflict,
+    LakeStats,
+    LakeWriter,
+    Snapshot,
+)
+from mdr_reporting.lake.build import (
+    MAX_FILES_PER_DAY,
+    check_part,
+    latest_sorted,
+    smallest_over_bound,
+    split_days,
+    write_parquet,
+)
+from mdr_reporting.lake.index import INDEX_COLUMNS, DayIndex
+from mdr_reporting.objectstore import S3Location, check_reachable, connect
+
+__all__ = ["COPY_BUDGET_BYTES", "S3Lake"]
+
+COPY_BUDGET_BYTES = 2 * 1024**3  # day copies on local disk at once, per process
+LEASE_SECONDS = 6 * 3600.0  # a crashed reader's lease lapses after this
+RETIRE_GRACE_SECONDS = 60.0
+SWEEP_AGE_SECONDS = 3600.0
+DOWNLOADS_IN_FLIGHT = 4
+_LOCK_CLASS = 0x4D445231  # "MDR1": the advisory lock space of the lake's days
+_EPOCH = date(1970, 1, 1)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One live file of the manifest."""
+
+    path: str
+    day: date
+    seq: int
+    rows: int
+    bytes: int
+
+
+@dataclass
+class _Staged:
+    day: date
+    key: str
+    versions: pa.Table  # INDEX_COLUMNS of the file's rows, in file order
+    origin: np.ndarray  # each row's number in the batch given to add()
+    upload: Future[int]
+
+
+class _ByteBudget:
+    """Bounds the bytes of day copies on local disk; one copy larger than the bound still
+    runs, alone."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.used = 0
+        self._cond = threading.Condition()
+
+    def acquire(self, size: int) -> int:
+        size = min(max(size, 1), self.limit)
+        with self._cond:
+            self._cond.wait_for(lambda: self.used == 0 or self.used + size <= self.limit)
+            self.used += size
+        return size
+
+    def release(self, size: int) -> None:
+        with self._cond:
+            self.used -= size
+            self._cond.notify_all()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class S3Lake(Lake):
+    """A lake under an ``s3://`` location whose manifest lives in the catalog at ``catalog_url``."""
+
+    def __init__(
+        self,
+        location: S3Location,
+        catalog_url: str,
+        *,
+        max_files_per_day: int = MAX_FILES_PER_DAY,
+        retire_grace_seconds: float = RETIRE_GRACE_SECONDS,
+        sweep_age_seconds: float = SWEEP_AGE_SECONDS,
+        lease_seconds: float = LEASE_SECONDS,
+        copy_budget_bytes: int = COPY_BUDGET_BYTES,
+        clock: Callable[[], datetime] = _now,
+        check: bool = True,
+    ) -> None:
+        self.location = location
+        self.store = connect(location)
+        if check:
+            check_reachable(self.store, location)
+        self.engine = make_engine(catalog_url)
+        if not sa.inspect(self.engine).has_table("lake_files"):
+            self.engine.dispose()
+            raise ValueError("record lake: the catalog has no lake tables (run `mdr migrate`)")
+        self.postgres = self.engine.dialect.name == "postgresql"
+        self.max_files_per_day = max(2, max_files_per_day)
+        self.retire_grace = timedelta(seconds=retire_grace_seconds)
+        self.sweep_age = timedelta(seconds=sweep_age_seconds)
+        self.lease_length = timedelta(seconds=lease_seconds)
+        self.clock = clock
+        self._budget = _ByteBudget(copy_budget_bytes)
+        self._index = DayIndex(read=self._read_index)
+        self._index_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- objects ------------------------------------------------------------------------
+
+    def _new_key(self, day: date) -> str:
+        stamp = int(time.time() * 1000)
+        return f"data/{day.isoformat()}/part-{stamp:013d}-{secrets.token_hex(6)}.parquet"
+
+    def _upload(self, key: str, table: pa.Table) -> int:
+        sink = pa.BufferOutputStream()
+        write_parquet(table, sink)
+        data = sink.getvalue()
+        obstore.put(self.store, key, data.to_pybytes())
+        return int(data.size)
+
+    def _download(self, key: str) -> pa.Buffer:
+        try:
+            return pa.py_buffer(obstore.get(self.store, key).bytes())
+        except FileNotFoundError:
+            raise FileNotFoundError(2, "lake object is gone", self.location.url(key)) from None
+
+    def _read_table(self, key: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(pa.BufferReader(self._download(key)), columns=columns)
+
+    def _read_index(self, urls: Sequence[str]) -> pa.Table:
+        tables = [self._read_table(self.location.key(url), INDEX_COLUMNS) for url in urls]
+        return pa.concat_tables(tables)
+
+    def _known(self, day: date, keys: Sequence[str]) -> pa.Table:
+        with self._index_lock:
+            return self._index.get(day, [self.location.url(k) for k in keys])
+
+    # -- the manifest -------------------------------------------------------------------
+
+    def _lock_days(self, db: Connection, days: Sequence[date]) -> None:
+        """Per-day advisory locks held to the end of the transaction (in day order, so two
+        commits never deadlock); SQLite's write lock already serialises every commit."""
+        if not self.postgres:
+            return
+        for day in sorted(set(days)):
+            db.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:space, :day)"),
+                {"space": _LOCK_CLASS, "day": (day - _EPOCH).days},
+            )
+
+    def _live(self, db: Connection, days: Sequence[date] | None = None) -> dict[date, list[_Row]]:
+        query = sa.select(
+            lake_files.c.path,
+            lake_files.c.day,
+            lake_files.c.seq,
+            lake_files.c.rows,
+            lake_files.c.bytes,
+        ).where(lake_files.c.retired_at.is_(None))
+        if days is not None:
+            query = query.where(lake_files.c.day.in_([d.isoformat() for d in days]))
+        found: dict[date, list[_Row]] = {day: [] for day in days or ()}
+        for path, day, seq, rows, size in db.execute(
+            query.order_by(lake_files.c.day, lake_files.c.seq, lake_files.c.path)
+        ):
+            row = _Row(path, date.fromisoformat(day), seq, rows, size)
+            found.setdefault(row.day, []).append(row)
+        return found
+
+    def _bump(self, db: Connection, day: date) -> int:
+        """The day's next version (the caller holds the day's lock)."""
+        current = db.execute(
+            sa.select(lake_days.c.version).where(lake_days.c.day == day.isoformat())
+        ).scalar()
+        if current is None:
+            db.execute(sa.insert(lake_days).values(day=day.isoformat(), version=1))
+            return 1
+        db.execute(
+            sa.update(lake_days)
+            .where(lake_days.c.day == day.isoformat())
+            .values(version=current + 1)
+        )
+        return int(current) + 1
+
+    def _version(self, db: Connection) -> int:
+        return int(
+            db.execute(sa.select(sa.func.coalesce(sa.func.sum(lake_days.c.version), 0))).scalar()
+            or 0
+        )
+
+    def _add_rows(self, db: Connection, rows: Sequence[_Row]) -> None:
+        if rows:
+            db.execute(
+                sa.insert(lake_files),
+                [
+                    {
+                        "path": r.path,
+                        "day": r.day.isoformat(),
+                        "seq": r.seq,
+                        "rows": r.rows,
+                        "bytes": r.bytes,
+                    }
+                    for r in rows
+                ],
+            )
+
+    def _retire(self, db: Connection, rows: Sequence[_Row]) -> None:
+        db.execute(
+            sa.update(lake_files)
+            .where(lake_files.c.path.in_([r.path for r in rows]))
+            .values(retired_at=self.clock())
+        )
+
+    def _merge(self, db: Connection, day: date, rows: Sequence[_Row], uploaded: list[str]) -> _Row:
+        """Replace ``rows`` of ``day`` by one file with the latest version of each id (inside
+        the caller's transaction; the new key goes to ``uploaded`` for clean-up)."""
+        merged = latest_sorted([self._read_table(r.path) for r in rows])
+        key = self._new_key(day)
+        uploaded.append(key)
+        size = self._upload(key, merged)
+        row = _Row(key, day, min(r.seq for r in rows), merged.num_rows, size)
+        self._retire(db, rows)
+        self._add_rows(db, [row])
+        return row
+
+    # -- writing ------------------------------------------------------------------------
+
+    @contextmanager
+    def writer(self) -> Iterator[LakeWriter]:
+        writer = _S3Writer(self)
+        try:
+            yield writer
+        except BaseException:
+            writer.abort()
+            raise
+        writer.abort()  # a no-op after commit
+
+    def append(self, batch: pa.Table) -> AppendResult:
+        with self.writer() as writer:
+            writer.add(batch)
+            return writer.commit()
+
+    # -- reading ------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        lease = secrets.token_hex(16)
+        now = self.clock()
+        with self.engine.begin() as db:
+            db.execute(
+                sa.insert(lake_leases).values(
+                    id=lease, taken_at=now, expires_at=now + self.lease_length
+                )
+            )
+            live = self._live(db)
+            version = self._version(db)
+        sizes = {self.location.url(r.path): r.bytes for rows in live.values() for r in rows}
+        files = {
+            day: tuple(self.location.url(r.path) for r in rows)
+            for day, rows in sorted(live.items())
+        }
+
+        @contextmanager
+        def fetch(day: date, folder: Path) -> Iterator[tuple[str, ...]]:
+            with self._copies(files[day], sizes, folder) as paths:
+                yield paths
+
+        return Snapshot(version, files, lease=lease, fetch=fetch)
+
+    @contextmanager
+    def _copies(
+        self, urls: Sequence[str], sizes: dict[str, int], folder: Path
+    ) -> Iterator[tuple[str, ...]]:
+        """Download one day's objects into ``folder`` (names keep the snapshot's order)."""
+        held = self._budget.acquire(sum(sizes.get(u, 0) for u in urls))
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            paths = [folder / f"{n:05d}.parquet" for n in range(len(urls))]
+            with ThreadPoolExecutor(DOWNLOADS_IN_FLIGHT, thread_name_prefix="lake-copy") as pool:
+                for done in [
+                    pool.submit(self._copy, url, path)
+                    for url, path in zip(urls, paths, strict=True)
+                ]:
+                    done.result()
+            yield tuple(str(p) for p in paths)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+            self._budget.release(held)
+
+    def _copy(self, url: str, path: Path) -> None:
+        try:
+            response = obstore.get(self.store, self.location.key(url))
+        except FileNotFoundError:
+            raise FileNotFoundError(2, "lake object is gone", url) from None
+        with path.open("wb") as handle:
+            for chunk in response.stream(min_chunk_size=8 * 1024 * 1024):
+                handle.write(chunk)
+
+    def release(self, snapshot: Snapshot) -> None:
+        if snapshot.lease:
+            with self.engine.begin() as db:
+                db.execute(sa.delete(lake_leases).where(lake_leases.c.id == snapshot.lease))
+
+    def stats(self) -> LakeStats:
+        with self.engine.begin() as db:
+            live = self._live(db)
+            version = self._version(db)
+        return LakeStats(
+            version,
+            tuple(
+                DayStats(day, len(rows), sum(r.rows for r in rows), sum(r.bytes for r in rows))
+                for day, rows in sorted(live.items())
+            ),
+        )
+
+    # -- maintenance --------------------------------------------------------------------
+
+    def compact(self) -> CompactResult:
+        """Merge every day with more than one file into one (without blocking appends while
+        merging), then reclaim retired files and sweep unnamed objects."""
+        with self.engine.begin() as db:
+            live = self._live(db)
+        before = sum(len(rows) for rows in live.values())
+        after = before
+        merged_days = 0
+        for day, rows in sorted(live.items()):
+            if len(rows) < 2:
+                continue
+            table = latest_sorted([self._read_table(r.path) for r in rows])
+            key = self._new_key(day)
+            size = self._upload(key, table)
+            with self.engine.begin() as db:
+                self._lock_days(db, [day])
+                still = {r.path for r in self._live(db, [day])[day]}
+                if not all(r.path in still for r in rows):  # another merge got there first
+                    obstore.delete(self.store, key)
+                    continue
+                self._bump(db, day)
+                self._retire(db, rows)
+                self._add_rows(db, [_Row(key, day, min(r.seq for r in rows), table.num_rows, size)])
+            with self._index_lock:
+                self._index.replace(
+                    day, [self.location.url(r.path) for r in rows], self.location.url(key)
+                )
+            merged_days += 1
+            after -= len(rows) - 1
+        self._reclaim()
+        self._sweep()
+        return CompactResult(merged_days, before, after)
+
+    def _reclaim(self) -> None:
+        """Delete retired files that no live lease may still be reading."""
+        now = self.clock()
+        with self.engine.begin() as db:
+            db.execute(sa.delete(lake_leases).where(lake_leases.c.expires_at <= now))
+            oldest = db.execute(sa.select(sa.func.min(lake_leases.c.taken_at))).scalar()
+            retired = db.execute(
+                sa.select(lake_files.c.path, lake_files.c.retired_at).where(
+                    lake_files.c.retired_at.is_not(None)
+                )
+            ).all()
+        gone = [
+            path
+            for path, at in retired
+            if now - at >= self.retire_grace and (oldest is None or oldest > at + self.retire_grace)
+        ]
+        for path in gone:
+            obstore.delete(self.store, path)  # deleting a missing object is not an error
+        if gone:
+            with self.engine.begin() as db:
+                db.execute(sa.delete(lake_files).where(lake_files.c.path.in_(gone)))
+
+    def _sweep(self) -> None:
+        """Delete objects under data/ that no manifest row names (crashed appends)."""
+        cutoff = self.clock() - self.sweep_age
+        listed = [
+            meta["path"]
+            for chunk in obstore.list(self.store, "data/", chunk_size=1000)
+            for meta in chunk
+            if meta["last_modified"] <= cutoff
+        ]  # listed before the names are read: an object committed meanwhile is named
+        with self.engine.begin() as db:
+            named = set(db.execute(sa.select(lake_files.c.path)).scalars())
+        for path in listed:
+            if path not in named:
+                obstore.delete(self.store, path)
+
+
+class _S3Writer(LakeWriter):
+    """Stages uploads; the commit names them in one catalog transaction."""
+
+    def __init__(self, lake: S3Lake) -> None:
+        self.lake = lake
+        self.seen: dict[date, list[str]] = {}  # the day's live keys when first checked
+        self.staged: list[_Staged] = []
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mdr-lake-upload")
+        self.uploaded: list[str] = []
+        self.rows = 0
+        self.done = False
+
+    def _day_keys(self, day: date) -> list[str]:
+        """The day's live keys now; ``seen`` keeps those live at every check, so the commit
+        rechecks against any file committed since the first."""
+        with self.lake.engine.begin() as db:
+            keys = [r.path for r in self.lake._live(db, [day])[day]]
+        earlier = self.seen.get(day)
+        self.seen[day] = keys if earlier is None else [k for k in earlier if k in set(keys)]
+        return keys
+
+    def _known(self, day: date) -> pa.Table:
+        """Stored versions of ``day`` plus those staged earlier in this transaction."""
+        known = self.lake._known(day, self._day_keys(day))
+        mine = [s.versions for s in self.staged if s.day == day]
+        return pa.concat_tables([known.select(INDEX_COLUMNS), *mine]) if mine else known
+
+    def add(self, batch: pa.Table) -> int:
+        if self.done:
+            raise RuntimeError("this lake writer is closed")
+        batch, origin, slices = split_days(batch)
+        groups = []
+        conflicts: list[tuple[int, str, str]] = []
+        for day, start, end in slices:
+            part = batch.slice(start, end - start)
+            fresh, bad = check_part(self._known(day), part, origin[start:end])
+            conflicts += bad
+            if not fresh.all():
+                part = part.filter(pa.array(fresh))
+            groups.append((day, part, origin[start:end][fresh]))
+        if conflicts:
+            raise LakeConflict(sorted(conflicts))
+        stored = 0
+        for day, part, rows in groups:
+            if part.num_rows == 0:
+                continue
+            key = self.lake._new_key(day)
+            self.uploaded.append(key)
+            upload = self.pool.submit(self.lake._upload, key, part)
+            self.staged.append(_Staged(day, key, part.select(INDEX_COLUMNS), rows, upload))
+            stored += part.num_rows
+        self.rows += stored
+        return stored
+
+    def _recheck(self, db_rows: Sequence[_Row], day: date) -> None:
+        """Another process committed to ``day`` after our check: check again, inside the
+        commit's lock; stale rows are dropped (the file rewritten), conflicts fail it."""
+        known = self.lake._known(day, [r.path for r in db_rows])
+        conflicts: list[tuple[int, str, str]] = []
+        for number, staged in enumerate(self.staged):
+            if staged.day != day:
+                continue
+            fresh, bad = check_part(known, staged.versions, staged.origin)
+            conflicts += bad
+            if bad or fresh.all():
+                continue
+            table = self.lake._read_table(staged.key).filter(pa.array(fresh))
+            key = self.lake._new_key(day)
+            self.uploaded.append(key)
+            done: Future[int] = Future()
+            done.set_result(self.lake._upload(key, table) if table.num_rows else 0)
+            self.rows -= staged.versions.num_rows - table.num_rows
+            self.staged[number] = replace(
+                staged,
+                key=key,
+                versions=staged.versions.filter(pa.array(fresh)),
+                origin=staged.origin[fresh],
+                upload=done,
+            )
+        if conflicts:
+            raise LakeConflict(sorted(conflicts))
+        self.staged = [s for s in self.staged if s.versions.num_rows]
+
+    def commit(self) -> AppendResult:
+        if self.done:
+            raise RuntimeError("this lake writer is closed")
+        for staged in self.staged:
+            staged.upload.result()  # raises a failed upload
+        self.pool.shutdown()
+        lake = self.lake
+        if not self.staged:
+            self.done = True
+            with lake.engine.begin() as db:
+                return AppendResult(self.rows, lake._version(db))
+        days = sorted({s.day for s in self.staged})
+        merged: list[tuple[date, list[_Row], _Row]] = []
+        try:
+            with lake.engine.begin() as db:
+                lake._lock_days(db, days)
+                live = lake._live(db, days)
+                for day in days:
+                    if {r.path for r in live[day]} - set(self.seen.get(day, ())):
+                        self._recheck(live[day], day)
+                for day in sorted({s.day for s in self.staged}):
+                    seq = lake._bump(db, day)
+                    rows = [
+                        _Row(s.key, day, seq, s.versions.num_rows, s.upload.result())
+                        for s in self.staged
+                        if s.day == day
+                    ]
+                    lake._add_rows(db, rows)
+                    smallest = smallest_over_bound([*live[day], *rows], lake.max_files_per_day)
+                    if smallest:
+                        merged.append(
+                            (day, smallest, lake._merge(db, day, smallest, self.uploaded))
+                        )
+                version = lake._version(db)
+        except BaseException:
+            self.abort()
+            raise
+        self.done = True
+        with lake._index_lock:
+            for staged in self.staged:
+                lake._index.add(staged.day, lake.location.url(staged.key), staged.versions)
+            for day, rows, row in merged:
+                urls = [lake.location.url(r.path) for r in rows]
+                lake._index.replace(day, urls, lake.location.url(row.path))
+        if merged:
+            lake._reclaim()
+        return AppendResult(self.rows, version)
+
+    def abort(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        for staged in self.staged:
+            with contextlib.suppress(Exception):  # the object is deleted below either way
+                staged.upload.result()
+        self.pool.shutdown()
+        for key in self.uploaded:
+            with contextlib.suppress(Exception):  # the sweep removes what is left
+                obstore.delete(self.lake.store, key)
