@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from mdr_reporting import __version__
 from mdr_reporting.api import downloads, ingest, v1, v2
 from mdr_reporting.api.errors import install_error_handlers
-from mdr_reporting.api.schemas import V1CreateBody, V2CreateBody
+from mdr_reporting.api.schemas import MdrRecord, V1CreateBody, V2CreateBody
 from mdr_reporting.api.service import RequestService
 from mdr_reporting.catalog import Catalog
 from mdr_reporting.domain.requests import RequestState
@@ -95,7 +95,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    for model in (V1CreateBody, V2CreateBody):
+    for model in (V1CreateBody, V2CreateBody, MdrRecord):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema

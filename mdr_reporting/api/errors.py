@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mdr_reporting.domain.errors import ErrorItem, MdrError
@@ -53,6 +54,28 @@ def _pointer(loc: tuple[Any, ...]) -> tuple[str | None, str | None]:
     return None, str(rest[0]) if rest else str(where)
 
 
+def _documented_methods(app: FastAPI, path: str) -> set[str]:
+    """The methods /openapi.json lists for the path template that ``path`` matches."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "allow_table", None)
+    if table is None:
+        table = []
+        for template, operations in app.openapi().get("paths", {}).items():
+            regex = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+            table.append((re.compile(f"^{regex}$"), {m.upper() for m in operations}))
+        app.state.allow_table = table
+    return {m for pattern, methods in table if pattern.match(path) for m in methods}
+
+
+def _allowed(request: Request, exc: StarletteHTTPException) -> str:
+    """Every method the resource answers: several routes may share one path (GET, DELETE)."""
+    routed = (exc.headers or {}).get("Allow", "")
+    methods = {m.strip().upper() for m in routed.split(",") if m.strip()}
+    methods |= _documented_methods(request.app, request.url.path)
+    methods.add("OPTIONS")
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return ", ".join(sorted(methods, key=lambda m: (order.index(m) if m in order else 99, m)))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_mdr_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, MdrError)
@@ -77,13 +100,19 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         return error_response(400, items)
 
-    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # OPTIONS is answered for every resource: 204 and the methods it takes.
+            headers["Allow"] = _allowed(request, exc)
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers=headers)
         code, title = _HTTP_CODES.get(exc.status_code, ("error", "Error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
-        return error_response(
-            exc.status_code, [ErrorItem(code, title, detail)], dict(exc.headers or {})
-        )
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+        return error_response(exc.status_code, [ErrorItem(code, title, detail)], headers)
 
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)

@@ -75,7 +75,7 @@ class LinkSigner:
 
     def verify(self, request_id: str, file_key: str, expires: str, signature: str) -> None:
         """Raise LinkRejected unless the link was signed for this request and file and is live."""
-        if not expires.isdigit() or len(expires) > 12:
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
             raise LinkRejected("the link is malformed")
         expected = self._signature(request_id, file_key, int(expires))
         if not hmac.compare_digest(expected.encode(), signature.encode()):

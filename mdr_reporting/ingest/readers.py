@@ -43,6 +43,7 @@ CHUNK_ROWS = 500_000
 # Blocks of this size are parsed in parallel; a longer line takes the exact path.
 JSON_BLOCK_BYTES = 1 << 20
 _KNOWN = frozenset(RECORD_COLUMNS)
+_INTEGER_FIELDS = frozenset({"parts", "media_size_bytes"})
 
 # The fast JSON path's types: the reader converts these itself (decimals exactly).
 _FAST_JSON_SCHEMA = pa.schema(
@@ -163,6 +164,9 @@ def rows_to_table(rows: list[Any]) -> tuple[pa.Table, dict[tuple[int, str], str]
             elif isinstance(value, str):
                 columns[name][row] = value
             elif isinstance(value, int | Decimal) and not isinstance(value, bool):
+                whole = isinstance(value, Decimal) and value == value.to_integral_value()
+                if name in _INTEGER_FIELDS and whole:
+                    value = int(value)  # 4787.0 is the integer 4787 in JSON (and JSON Schema)
                 columns[name][row] = str(value)
             else:
                 problems[(row, name)] = f"must be a string or a number, got {_json_type(value)}"
