@@ -10,6 +10,7 @@ format, so retrieval, deletion and downloads are reached with ids and links that
 from __future__ import annotations
 
 import itertools
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -41,6 +42,7 @@ __all__ = ["LiveApp", "RunSummary", "live_app", "run_schemathesis"]
 
 ACCOUNT = "acct-a"
 V1 = "/reporting/mdr_requests"
+DOWNLOAD = "/reports/{request_id}/download"
 
 
 @dataclass
@@ -58,10 +60,11 @@ class RunSummary:
     cases: int = 0
     elapsed: float = 0.0
     operations: set[str] = field(default_factory=set)
-    statuses: Counter[int] = field(default_factory=Counter)
+    statuses: Counter[tuple[str, int]] = field(default_factory=Counter)  # (operation, status)
     failures: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     phases: Counter[str] = field(default_factory=Counter)
+    seconds: Counter[str] = field(default_factory=Counter)  # per operation and phase
 
 
 def _wait_complete(client: TestClient, headers: dict[str, str], ids: list[str]) -> list[Any]:
@@ -116,7 +119,7 @@ def live_app(data_dir: Path, records: int = 200) -> Iterator[LiveApp]:
             assert ingest.status_code == 200, ingest.text
             reports = {"Authorization": f"Bearer {keys[KeyScope.REPORTS]}"}
             ids = []
-            for fmt in FORMATS:
+            for fmt in FORMATS * 2:  # one set to get and delete, one to download
                 body = {
                     "start_time": start.isoformat(),
                     "end_time": now.isoformat(),
@@ -128,14 +131,24 @@ def live_app(data_dir: Path, records: int = 200) -> Iterator[LiveApp]:
                 ids.append(created.json()["id"])
             views = _wait_complete(client, reports, ids)
         links = []
-        for view in views:
+        for view in views[len(FORMATS) :]:
             url = urlsplit(view["report_url"])
             query = parse_qs(url.query)
             links.append((view["id"], query["expires"][0], query["sig"][0]))
-        yield LiveApp(app, keys, ids, links)
+        yield LiveApp(app, keys, ids[: len(FORMATS)], links)
     finally:
         background.stop()
+        _wait_for_threads("mdr-")
         catalog.close()
+
+
+def _wait_for_threads(prefix: str, timeout: float = 120.0) -> None:
+    """Builds cancelled by the stop end at their next check; wait for them before teardown."""
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread.name.startswith(prefix):
+            thread.join(max(deadline - time.monotonic(), 0.0))
+            assert not thread.is_alive(), f"{thread.name} still runs after the worker stopped"
 
 
 # Ingest gets negative (schema-invalid) bodies only once the ingest hardening of issue 10
@@ -275,9 +288,16 @@ def run_schemathesis(live: LiveApp, *, seed: int, max_examples: int) -> RunSumma
         def set(self, case: Any, data: str, _ctx: Any) -> None:
             case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
+    downloads = itertools.count()
+
     @schema.hook
     def map_case(_ctx: Any, case: Any) -> Any:
         positive = case.meta is None or not case.meta.generation.mode.is_negative
+        if positive and case.path == DOWNLOAD and next(downloads) % 2 == 0:
+            # every other download uses a live signed link (these reports are never deleted)
+            request_id, expires, sig = live.links[next(downloads) % len(live.links)]
+            case.path_parameters = {**(case.path_parameters or {}), "request_id": request_id}
+            case.query = {**(case.query or {}), "expires": expires, "sig": sig}
         if not positive or case.method != "POST":
             return case
         if case.path.startswith("/ingest") and isinstance(case.body, list):
@@ -307,12 +327,13 @@ def run_schemathesis(live: LiveApp, *, seed: int, max_examples: int) -> RunSumma
     for event in schemathesis.engine.from_schema(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             summary.phases[str(event.phase)] += 1
+            summary.seconds[f"{event.phase} {event.recorder.label}"] += event.elapsed_time
             recorder = event.recorder
             summary.operations.add(recorder.label)
             summary.cases += len(recorder.cases)
             for interaction in recorder.interactions.values():
                 if interaction.response is not None:
-                    summary.statuses[interaction.response.status_code] += 1
+                    summary.statuses[(recorder.label, interaction.response.status_code)] += 1
             for case_id, checks in recorder.checks.items():
                 for check in checks:
                     if check.status == schemathesis.engine.Status.FAILURE:

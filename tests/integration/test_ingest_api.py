@@ -52,7 +52,10 @@ def test_a_bad_row_rejects_the_whole_batch(api: Api) -> None:
     response = api.client.post(URL, content=ndjson(rows), headers=ingest_headers(api))
     assert response.status_code == 400
     errors = response.json()["errors"]
-    assert [(e["meta"]["line"], e["meta"]["field"]) for e in errors] == [(2, "direction"), (3, "rate")]
+    assert [(e["meta"]["line"], e["meta"]["field"]) for e in errors] == [
+        (2, "direction"),
+        (3, "rate"),
+    ]
     assert all(e["code"] == "invalid_record" and e["meta"]["reason"] in e["detail"] for e in errors)
     assert stored(api) == {}
 
