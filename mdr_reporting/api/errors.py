@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from mdr_reporting.domain.errors import ErrorItem, MdrError
 
@@ -54,26 +54,21 @@ def _pointer(loc: tuple[Any, ...]) -> tuple[str | None, str | None]:
     return None, str(rest[0]) if rest else str(where)
 
 
-def _documented_methods(app: FastAPI, path: str) -> set[str]:
-    """The methods /openapi.json lists for the path template that ``path`` matches."""
-    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(app.state, "allow_table", None)
-    if table is None:
-        table = []
-        for template, operations in app.openapi().get("paths", {}).items():
-            regex = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
-            table.append((re.compile(f"^{regex}$"), {m.upper() for m in operations}))
-        app.state.allow_table = table
-    return {m for pattern, methods in table if pattern.match(path) for m in methods}
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
-def _allowed(request: Request, exc: StarletteHTTPException) -> str:
-    """Every method the resource answers: several routes may share one path (GET, DELETE)."""
-    routed = (exc.headers or {}).get("Allow", "")
-    methods = {m.strip().upper() for m in routed.split(",") if m.strip()}
-    methods |= _documented_methods(request.app, request.url.path)
-    methods.add("OPTIONS")
-    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-    return ", ".join(sorted(methods, key=lambda m: (order.index(m) if m in order else 99, m)))
+def _allowed(request: Request) -> str:
+    """Every method the resource answers: several routes may share one path (GET, DELETE),
+    and the router's own 405 names only the first of them."""
+    methods = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join([*methods, "OPTIONS"])
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -105,7 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             # OPTIONS is answered for every resource: 204 and the methods it takes.
-            headers["Allow"] = _allowed(request, exc)
+            headers["Allow"] = _allowed(request)
             if request.method == "OPTIONS":
                 return Response(status_code=204, headers=headers)
         code, title = _HTTP_CODES.get(exc.status_code, ("error", "Error"))
