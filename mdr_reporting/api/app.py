@@ -61,7 +61,9 @@ DESCRIPTION = """\
 Message Detail Record reports over the carrier's public "Create an MDR request"
 contract (v1 `/reporting/mdr_requests`) and its v2 legacy twin. Authenticate with
 `Authorization: Bearer <key>` (or `Token <key>`). Every error answers
-`{"errors": [{"code", "title", "detail", "source": {"pointer" | "parameter"}}]}`.
+`{"errors": [{"code", "title", "detail", "source": {"pointer" | "parameter"}}]}`;
+a bad ingested record adds `"meta": {"line", "field", "reason"}`. Rules that relate two
+fields are stated in the schemas' descriptions.
 """
 
 
