@@ -36,6 +36,15 @@ _DESCRIPTIONS = {
     404: "No such request for this key's account",
     409: "Idempotency-Key reused with a different body",
     413: "Body over the size limit",
+    429: "Rate limited, or too many Pending requests: retry after `Retry-After` seconds",
+}
+_HEADERS = {
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again",
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    }
 }
 
 
@@ -46,7 +55,11 @@ UNKNOWN_ACCOUNT: dict[str, Any] = {
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {c: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[c]} for c in codes}
+    return {
+        c: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[c]}
+        | ({"headers": _HEADERS[c]} if c in _HEADERS else {})
+        for c in codes
+    }
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:

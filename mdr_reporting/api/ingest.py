@@ -66,7 +66,7 @@ _BODY = {
                 }
             },
         },
-        **error_responses(400, 401, 403, 413),
+        **error_responses(400, 401, 403, 413, 429),
     },
     openapi_extra=_BODY,
 )

@@ -28,7 +28,7 @@ V1 = Surface("v1", parse_v1, v1_view)
     summary="Create an MDR request",
     responses={
         200: {"model": V1Request},
-        **error_responses(400, 401, 403, 409, 413),
+        **error_responses(400, 401, 403, 409, 413, 429),
         404: UNKNOWN_ACCOUNT,
     },
     openapi_extra=json_body(V1CreateBody),

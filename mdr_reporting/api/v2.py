@@ -31,7 +31,7 @@ V2 = Surface("v2", parse_v2, v2_view)
     summary="Create an MDR request (v2 legacy)",
     responses={
         200: {"model": V2Envelope},
-        **error_responses(400, 401, 403, 409, 413),
+        **error_responses(400, 401, 403, 409, 413, 429),
         404: UNKNOWN_ACCOUNT,
     },
     openapi_extra=json_body(V2CreateBody),
