@@ -15,7 +15,7 @@ from mdr_reporting import __version__
 from mdr_reporting.api import downloads, ingest, v1, v2
 from mdr_reporting.api.errors import install_error_handlers
 from mdr_reporting.api.ratelimit import RateLimitHeaders
-from mdr_reporting.api.schemas import V1CreateBody, V2CreateBody
+from mdr_reporting.api.schemas import MdrRecord, V1CreateBody, V2CreateBody
 from mdr_reporting.api.service import RequestService
 from mdr_reporting.catalog import Catalog
 from mdr_reporting.catalog.ratelimits import RateLimiter
@@ -66,7 +66,9 @@ DESCRIPTION = """\
 Message Detail Record reports over the carrier's public "Create an MDR request"
 contract (v1 `/reporting/mdr_requests`) and its v2 legacy twin. Authenticate with
 `Authorization: Bearer <key>` (or `Token <key>`). Every error answers
-`{"errors": [{"code", "title", "detail", "source": {"pointer" | "parameter"}}]}`.
+`{"errors": [{"code", "title", "detail", "source": {"pointer" | "parameter"}}]}`;
+a bad ingested record adds `"meta": {"line", "field", "reason"}`. Rules that relate two
+fields are stated in the schemas' descriptions.
 """
 
 
@@ -101,7 +103,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     schemas = document.setdefault("components", {}).setdefault("schemas", {})
-    for model in (V1CreateBody, V2CreateBody):
+    for model in (V1CreateBody, V2CreateBody, MdrRecord):
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[model.__name__] = schema

@@ -18,7 +18,14 @@ from mdr_reporting.catalog import ApiKey, KeyScope
 from mdr_reporting.domain.errors import InvalidInput
 from mdr_reporting.domain.requests import ReportRequest, RequestState
 
-__all__ = ["Surface", "error_responses", "idempotency_key", "json_body", "reports_key"]
+__all__ = [
+    "UNKNOWN_ACCOUNT",
+    "Surface",
+    "error_responses",
+    "idempotency_key",
+    "json_body",
+    "reports_key",
+]
 
 reports_key = require_scope(KeyScope.REPORTS)
 
@@ -29,12 +36,31 @@ _DESCRIPTIONS = {
     404: "No such request for this key's account",
     409: "Idempotency-Key reused with a different body",
     413: "Body over the size limit",
+    429: "Rate limited, or too many Pending requests: retry after `Retry-After` seconds",
     507: "The service's storage is full; nothing was stored, try again later",
+}
+_HEADERS = {
+    429: {
+        "Retry-After": {
+            "description": "Seconds to wait before trying again",
+            "schema": {"type": "integer", "minimum": 0},
+        }
+    }
+}
+
+
+UNKNOWN_ACCOUNT: dict[str, Any] = {
+    "model": ErrorEnvelope,
+    "description": "managed_accounts names an account that does not exist (admin keys)",
 }
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {c: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[c]} for c in codes}
+    return {
+        c: {"model": ErrorEnvelope, "description": _DESCRIPTIONS[c]}
+        | ({"headers": _HEADERS[c]} if c in _HEADERS else {})
+        for c in codes
+    }
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:
@@ -47,7 +73,7 @@ def json_body(model: type[BaseModel]) -> dict[str, Any]:
                 "name": "Idempotency-Key",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string", "maxLength": 255},
+                "schema": {"type": "string", "pattern": r"\S", "maxLength": 255},
                 "description": "Same key within 24 hours returns the first request",
             }
         ],

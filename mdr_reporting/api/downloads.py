@@ -7,7 +7,7 @@ single-range support so an interrupted download resumes.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
@@ -17,8 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from mdr_reporting.api.errors import error_response
 from mdr_reporting.api.ranges import RangeNotSatisfiable, parse_range
 from mdr_reporting.api.schemas import ErrorEnvelope
+from mdr_reporting.domain.enums import FORMATS
 from mdr_reporting.domain.errors import ErrorItem, NotFound
 from mdr_reporting.files.downloads import OpenedReport, RedirectedReport
+from mdr_reporting.files.formats import file_format
 
 __all__ = ["router"]
 
@@ -54,6 +56,11 @@ def _headers(report: OpenedReport) -> dict[str, str]:
 
 
 PATH = "/reports/{request_id}/download"
+# Each format's media type, as the response's Content-Type names it (one per format).
+_FILE_CONTENT: dict[str, Any] = {
+    media: {"schema": {"type": "string", "format": "binary"}}
+    for media in sorted({file_format(name).media_type.split(";")[0] for name in FORMATS})
+}
 
 
 @router.get(
@@ -62,13 +69,17 @@ PATH = "/reports/{request_id}/download"
     summary="Download a finished report through its signed link (report_url)",
     openapi_extra={"security": []},  # the signature is the credential: no API key
     responses={
-        200: {"description": "The report file", "content": {"application/octet-stream": {}}},
-        206: {"description": "The requested byte range (Range header)"},
-        307: {"description": "The file store serves the file: a short-lived presigned GET"},
+        200: {"description": "The report file", "content": _FILE_CONTENT},
+        206: {"description": "The requested byte range (Range header)", "content": _FILE_CONTENT},
+        307: {
+            "description": "The file store serves the file: a short-lived presigned GET",
+            "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+        },
         403: {
             "model": ErrorEnvelope,
             "description": "Tampered, expired or foreign link, or a deleted or expired report",
         },
+        404: {"model": ErrorEnvelope, "description": "This process does not serve report files"},
         416: {"model": ErrorEnvelope, "description": "The Range misses the file"},
     },
 )

@@ -7,8 +7,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from mdr_reporting.domain.errors import (
     ErrorItem,
@@ -59,6 +60,23 @@ def _pointer(loc: tuple[Any, ...]) -> tuple[str | None, str | None]:
     return None, str(rest[0]) if rest else str(where)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed(request: Request) -> str:
+    """Every method the resource answers: several routes may share one path (GET, DELETE),
+    and the router's own 405 names only the first of them."""
+    methods = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join([*methods, "OPTIONS"])
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def on_mdr_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, MdrError)
@@ -85,13 +103,19 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         return error_response(400, items)
 
-    async def on_http(_request: Request, exc: Exception) -> JSONResponse:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # OPTIONS is answered for every resource: 204 and the methods it takes.
+            headers["Allow"] = _allowed(request)
+            if request.method == "OPTIONS":
+                return Response(status_code=204, headers=headers)
         code, title = _HTTP_CODES.get(exc.status_code, ("error", "Error"))
         detail = exc.detail if isinstance(exc.detail, str) else title
-        return error_response(
-            exc.status_code, [ErrorItem(code, title, detail)], dict(exc.headers or {})
-        )
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+        return error_response(exc.status_code, [ErrorItem(code, title, detail)], headers)
 
     async def on_crash(request: Request, exc: Exception) -> JSONResponse:
         if storage_full(exc):  # e.g. the catalog's disk: a write was refused, not half-done

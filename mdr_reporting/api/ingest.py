@@ -31,15 +31,22 @@ router = APIRouter(tags=["Records in"])
 ingest_key = require_scope(KeyScope.INGEST)
 _setup = threading.Lock()
 
+# NDJSON is a sequence of the same objects, one per line: its schema is that of the array.
+_RECORDS = {
+    "type": "array",
+    "minItems": 1,
+    "items": {"$ref": "#/components/schemas/MdrRecord"},
+}
 _BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/x-ndjson": {"schema": {"type": "string"}},
-            "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "application/x-ndjson": {"schema": _RECORDS},
+            "application/json": {"schema": _RECORDS},
         },
         "description": "MDRs as NDJSON (one object per line) or a JSON array; may be gzipped "
-        "(Content-Encoding: gzip). At most 64 MiB, also once decompressed.",
+        "(Content-Encoding: gzip). At most 64 MiB, also once decompressed. The batch is "
+        "atomic; one id may not change its `account_id` or `created_at`.",
     }
 }
 
@@ -50,8 +57,21 @@ _BODY = {
     description="Store a batch of records atomically: all of them, durably, or none (400 "
     "listing the bad rows). Re-sending a batch changes nothing.",
     responses={
-        200: {"content": {"application/json": {"example": {"accepted": 1000}}}},
-        **error_responses(400, 401, 403, 413, 507),
+        200: {
+            "description": "Every record stored",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"accepted": {"type": "integer", "minimum": 0}},
+                        "required": ["accepted"],
+                        "additionalProperties": False,
+                    },
+                    "example": {"accepted": 1000},
+                }
+            },
+        },
+        **error_responses(400, 401, 403, 413, 429, 507),
     },
     openapi_extra=_BODY,
 )
@@ -95,9 +115,7 @@ def _problem(bad: InvalidRecords, index: int) -> dict[str, Any]:
         "title": item.title,
         "detail": item.detail,
         "source": {"pointer": item.pointer or ""},
-        "line": problem.line,
-        "field": problem.field,
-        "reason": problem.reason,
+        "meta": problem.to_json(),
     }
 
 

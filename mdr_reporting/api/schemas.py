@@ -7,12 +7,29 @@ response validates against them, so the document cannot drift from the code.
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from mdr_reporting.domain.enums import DIRECTIONS, FORMATS
+from mdr_reporting.domain.filters import MATCHES
+from mdr_reporting.domain.limits import (
+    MAX_FILTERS,
+    MAX_ID_LENGTH,
+    MAX_LIST_ITEMS,
+    MAX_TAGS_PER_FILTER,
+    MAX_TEXT_LENGTH,
+    MAX_URL_LENGTH,
+)
+from mdr_reporting.domain.requests import JSON_INT_RANGE
+from mdr_reporting.domain.times import INSTANT_PATTERN, RECORD_TIME_PATTERN, zone_names
+from mdr_reporting.domain.validation import MAX_ID_LENGTH as MAX_RECORD_ID_LENGTH
+from mdr_reporting.domain.validation import MESSAGE_TYPES, STATUSES
+
 __all__ = [
     "ErrorEnvelope",
+    "MdrRecord",
     "V1CreateBody",
     "V1Request",
     "V2CreateBody",
@@ -24,49 +41,151 @@ Format = Literal["csv", "csv.gz", "jsonl.gz", "parquet"]
 Match = Literal["contains", "starts_with", "ends_with"]
 
 
-def _complete_only() -> list[Literal[1, 2, 3]]:
-    return [1]
+def _any_case(*words: str, pad: str = "") -> str:
+    """A pattern matching exactly ``words`` in any letter case (the domain folds case),
+    with ``pad`` (e.g. optional white space, which the domain trims) either side."""
+
+    def spell(word: str) -> str:
+        return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+    return f"^{pad}(" + "|".join(spell(w) for w in words) + f"){pad}$"
+
+
+# The shapes the domain accepts, in JSON Schema terms; every number comes from the domain.
+Instant = Annotated[
+    str,
+    Field(
+        pattern=INSTANT_PATTERN,
+        description="ISO 8601 date or date-time; without an offset it is read in `timezone`",
+    ),
+]
+ZoneName = Annotated[
+    str, Field(description="IANA time zone name", json_schema_extra={"enum": zone_names()})
+]
+Identifier = Annotated[
+    str, Field(pattern=r"\S", max_length=MAX_ID_LENGTH, description="Not blank; trimmed")
+]
+IdList = Annotated[list[Identifier], Field(max_length=MAX_LIST_ITEMS)]
+# JSON integers a connection id may be given as: what a 64-bit parser reads as an integer.
+ConnectionNumber = Annotated[int, Field(ge=JSON_INT_RANGE[0], le=JSON_INT_RANGE[1])]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH)]
+Number = Annotated[
+    str,
+    Field(
+        pattern=r"^([^+]|\+[\s\S])",
+        max_length=MAX_TEXT_LENGTH,
+        description="Number or sender id to match; one leading + is ignored",
+    ),
+]
+FilterType = Annotated[
+    str,
+    Field(pattern=_any_case("and", "or"), description="`and` or `or` (any case)"),
+]
+MatchKind = Annotated[str, Field(pattern=_any_case(*MATCHES), description=" / ".join(MATCHES))]
+FormatName = Annotated[str, Field(pattern=_any_case(*FORMATS), description=" / ".join(FORMATS))]
+DirectionName = Annotated[
+    str,
+    Field(pattern=_any_case(*DIRECTIONS, pad=r"\s*"), description="Any case"),
+]
+WebhookUrl = Annotated[
+    str,
+    Field(
+        pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=:@-]+([/?#][\x21-\x7e]*)?$",
+        max_length=MAX_URL_LENGTH,
+        description="Absolute http(s) URL POSTed the final object",
+    ),
+]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class FilterObject(_Strict):
-    """One criterion; the first filter must be `and`, and no `and` may follow an `or`."""
+class _Filter(_Strict):
+    filter_type: FilterType
+
+
+class CliFilter(_Filter):
+    """Calling number (sender) criterion."""
+
+    cli: Number
+    cli_filter: MatchKind
+
+
+class CldFilter(_Filter):
+    """Called number (recipient) criterion."""
+
+    cld: Number
+    cld_filter: MatchKind
+
+
+class TagsFilter(_Filter):
+    """Matches a record carrying any of these tags (a single string is one tag)."""
+
+    tags_list: Text | Annotated[list[Text], Field(min_length=1, max_length=MAX_TAGS_PER_FILTER)]
+
+
+Filters = Annotated[
+    list[CliFilter | CldFilter | TagsFilter],
+    Field(
+        max_length=MAX_FILTERS,
+        description="Read left to right: the first filter must be `and`, and no `and` may "
+        "follow an `or`. Items may also be JSON-encoded strings of these objects.",
+    ),
+]
+
+
+class FilterView(_Strict):
+    """One criterion as a response shows it (normalised)."""
 
     filter_type: Literal["and", "or"]
-    cli: str | None = Field(None, description="Calling number (sender) to match")
+    cli: str | None = None
     cli_filter: Match | None = None
-    cld: str | None = Field(None, description="Called number (recipient) to match")
+    cld: str | None = None
     cld_filter: Match | None = None
-    tags_list: list[str] | str | None = Field(None, description="Matches any of these tags")
+    tags_list: list[str] | None = None
 
 
-class _Extensions(_Strict):
-    include_message_body: bool = False
-    format: Format = "csv"
-    webhook_url: str | None = Field(None, description="http(s) URL POSTed the final object")
-    managed_accounts: list[str] = Field(default_factory=list)
-    select_all_managed_accounts: bool = False
+class _CreateBody(BaseModel):
+    """Fields both create bodies spell alike; ``null`` means the default."""
 
-
-class V1CreateBody(_Extensions):
-    """Body of POST /reporting/mdr_requests; unknown fields are rejected with 400."""
-
-    start_time: str = Field(..., description="ISO 8601; naive times are read in `timezone`")
-    end_time: str | None = Field(None, description="ISO 8601, exclusive; default: now")
-    timezone: str = Field("UTC", description="IANA time zone name")
-    call_types: list[Literal[1, 2]] | None = Field(None, description="1 inbound, 2 outbound")
-    directions: list[str] = Field(default_factory=list, description="inbound / outbound")
-    record_types: list[Literal[1, 2, 3]] = Field(
-        default_factory=_complete_only, description="1 Complete, 2 Incomplete, 3 Errors"
+    timezone: ZoneName | None = "UTC"
+    record_types: (
+        Annotated[list[Literal[1, 2, 3]], Field(min_length=1, max_length=MAX_LIST_ITEMS)] | None
+    ) = Field(None, description="1 Complete, 2 Incomplete, 3 Errors; default [1]")
+    connections: (
+        Annotated[list[Identifier | ConnectionNumber], Field(max_length=MAX_LIST_ITEMS)] | None
+    ) = None
+    profiles: IdList | None = None
+    report_name: Text | None = Field(None, description="Default: derived from the window")
+    filters: Filters | None = None
+    include_message_body: bool | None = False
+    format: FormatName | None = "csv"
+    webhook_url: WebhookUrl | None = None
+    managed_accounts: IdList | None = Field(
+        None, description="Accounts this key's account manages, to include"
     )
-    connections: list[str | int] = Field(default_factory=list)
-    profiles: list[str] = Field(default_factory=list)
-    report_name: str | None = Field(None, min_length=1, max_length=255)
-    filters: list[FilterObject | str] = Field(
-        default_factory=list, description="Objects or JSON-encoded strings of objects"
+    select_all_managed_accounts: bool | None = False
+
+
+class V1CreateBody(_CreateBody):
+    """Body of POST /reporting/mdr_requests; unknown fields are rejected with 400.
+
+    `end_time` must be after `start_time` (and `start_time` in the past when `end_time`
+    is omitted); `call_types` and `directions`, when both given, name the same set.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_time: Instant = Field(examples=["2024-02-21T00:00:00"])
+    end_time: Instant | None = Field(
+        None, description="Exclusive; default: now", examples=["2024-02-22T00:00:00"]
+    )
+    call_types: Annotated[list[Literal[1, 2]], Field(max_length=MAX_LIST_ITEMS)] | None = Field(
+        None, description="1 inbound, 2 outbound"
+    )
+    directions: Annotated[list[DirectionName], Field(max_length=MAX_LIST_ITEMS)] | None = Field(
+        None, description="inbound / outbound (any case); empty: all"
     )
 
 
@@ -105,23 +224,19 @@ class V1Request(_ResponseExtensions):
     updated_at: str
 
 
-class V2CreateBody(BaseModel):
-    """Body of the v2 legacy create; unknown fields are ignored on this surface."""
+class V2CreateBody(_CreateBody):
+    """Body of the v2 legacy create; unknown fields are ignored on this surface.
 
-    start_time: str
-    end_time: str
-    timezone: str = "UTC"
-    directions: list[Literal[1, 2]] = Field(default_factory=list)
-    record_types: list[Literal[1, 2, 3]] = Field(default_factory=_complete_only)
-    connections: list[int | str] = Field(default_factory=list)
-    profiles: list[str] = Field(default_factory=list)
-    filters: list[FilterObject] = Field(default_factory=list)
-    include_message_body: bool = False
-    report_name: str | None = None
-    format: Format = "csv"
-    webhook_url: str | None = None
-    managed_accounts: list[str] = Field(default_factory=list)
-    select_all_managed_accounts: bool = False
+    `end_time` must be after `start_time`.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    start_time: Instant = Field(examples=["2024-02-21T00:00:00Z"])
+    end_time: Instant = Field(examples=["2024-02-22T00:00:00Z"])
+    directions: Annotated[list[Literal[1, 2]], Field(max_length=MAX_LIST_ITEMS)] | None = Field(
+        None, description="1 inbound, 2 outbound; empty: all"
+    )
 
 
 class V2Request(_ResponseExtensions):
@@ -136,7 +251,7 @@ class V2Request(_ResponseExtensions):
     record_types: list[Literal["COMPLETED", "INCOMPLETE", "ERRORS"]]
     connections: list[int | str]
     profiles: list[str]
-    filters: list[FilterObject]
+    filters: list[FilterView]
     report_name: str
     report_url: str | None
     status: Literal["PENDING", "COMPLETE", "FAILED", "EXPIRED"]
@@ -165,12 +280,62 @@ class ErrorSource(_Strict):
     parameter: str | None = None
 
 
+class ErrorMeta(_Strict):
+    """Where a bad record is (ingest): its 1-based line, the field and the reason."""
+
+    line: int
+    field: str
+    reason: str
+
+
 class ErrorObject(_Strict):
     code: str
     title: str
     detail: str
     source: ErrorSource | None = None
+    meta: ErrorMeta | None = None
 
 
 class ErrorEnvelope(_Strict):
     errors: list[ErrorObject]
+
+
+# -- records in (api.md section 13) ------------------------------------------------------
+
+RecordTime = Annotated[str, Field(pattern=RECORD_TIME_PATTERN, description="ISO 8601 with offset")]
+RecordId = Annotated[str, Field(min_length=1, max_length=MAX_RECORD_ID_LENGTH)]
+Money = Annotated[
+    str,
+    Field(pattern=r"^-?[0-9]{1,12}(\.[0-9]{1,6})?$", description="Exact decimal, at most 6 places"),
+]
+WholeMoney = Annotated[int, Field(ge=-(10**12) + 1, le=10**12 - 1)]
+
+
+class MdrRecord(_Strict):
+    """One message detail record; ``null`` means absent. Unknown fields are rejected."""
+
+    id: RecordId = Field(description="Message id; a later `updated_at` replaces a version")
+    account_id: RecordId = Field(description="An account the key may write")
+    created_at: RecordTime
+    updated_at: RecordTime | None = Field(None, description="Default: latest of the times")
+    sent_at: RecordTime | None = None
+    completed_at: RecordTime | None = None
+    direction: Annotated[str, Field(pattern=_any_case(*DIRECTIONS))]
+    cli: Annotated[str, Field(min_length=1)]
+    cld: Annotated[str, Field(min_length=1)]
+    message_type: Annotated[str, Field(pattern=_any_case(*MESSAGE_TYPES))] | None = None
+    parts: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    status: Annotated[str, Field(pattern=_any_case(*STATUSES))]
+    error_code: str | None = None
+    carrier: str | None = None
+    mcc: str | None = None
+    mnc: str | None = None
+    country_code: str | None = None
+    connection_id: str | None = None
+    profile_id: str | None = None
+    tags: list[str] | None = None
+    rate: Money | WholeMoney | None = None
+    cost: Money | WholeMoney | None = None
+    currency: Annotated[str, Field(pattern="^[A-Za-z]{3}$")] | None = None
+    media_size_bytes: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
+    message_body: str | None = None

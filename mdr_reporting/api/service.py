@@ -12,7 +12,7 @@ import orjson
 
 from mdr_reporting.catalog import ApiKey, Catalog, KeyScope
 from mdr_reporting.domain.enums import RequestStatus
-from mdr_reporting.domain.errors import Forbidden, InvalidInput, NotFound
+from mdr_reporting.domain.errors import Forbidden, NotFound
 from mdr_reporting.domain.requests import ReportRequest, RequestState, warnings_for
 from mdr_reporting.files import FileStore
 
@@ -36,7 +36,8 @@ class RequestService:
         return self.catalog.managed_accounts(key.account_id)
 
     def report_accounts(self, key: ApiKey, spec: ReportRequest) -> tuple[str, ...]:
-        """The accounts a new report covers; naming one the key does not manage is a 403."""
+        """The accounts a new report covers; naming one the key does not manage is a 403
+        (an admin key, which manages every account, gets 404 for one that does not exist)."""
         managed = self.catalog.managed_accounts(key.account_id)
         chosen = {key.account_id}
         if spec.select_all_managed_accounts:
@@ -46,7 +47,7 @@ class RequestService:
             missing = named - self.catalog.existing_accounts(named)
             if missing:
                 index = spec.managed_accounts.index(sorted(missing)[0])
-                raise InvalidInput(
+                raise NotFound(
                     f"managed_accounts names an unknown account {sorted(missing)[0]!r}",
                     pointer=f"/managed_accounts/{index}",
                 )

@@ -5,7 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from mdr_reporting.api.common import Surface, error_responses, json_body, reports_key
+from mdr_reporting.api.common import (
+    UNKNOWN_ACCOUNT,
+    Surface,
+    error_responses,
+    json_body,
+    reports_key,
+)
 from mdr_reporting.api.schemas import V1CreateBody, V1Request
 from mdr_reporting.api.views import v1_view
 from mdr_reporting.catalog import ApiKey
@@ -20,7 +26,11 @@ V1 = Surface("v1", parse_v1, v1_view)
 @router.post(
     "",
     summary="Create an MDR request",
-    responses={200: {"model": V1Request}, **error_responses(400, 401, 403, 409, 413)},
+    responses={
+        200: {"model": V1Request},
+        **error_responses(400, 401, 403, 409, 413, 429),
+        404: UNKNOWN_ACCOUNT,
+    },
     openapi_extra=json_body(V1CreateBody),
 )
 async def create(request: Request, key: ApiKey = Depends(reports_key)) -> JSONResponse:

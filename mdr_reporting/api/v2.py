@@ -5,7 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from mdr_reporting.api.common import Surface, error_responses, json_body, reports_key
+from mdr_reporting.api.common import (
+    UNKNOWN_ACCOUNT,
+    Surface,
+    error_responses,
+    json_body,
+    reports_key,
+)
 from mdr_reporting.api.schemas import V2CreateBody, V2Envelope, V2ListEnvelope
 from mdr_reporting.api.views import v2_view
 from mdr_reporting.catalog import ApiKey
@@ -23,7 +29,11 @@ V2 = Surface("v2", parse_v2, v2_view)
 @router.post(
     "",
     summary="Create an MDR request (v2 legacy)",
-    responses={200: {"model": V2Envelope}, **error_responses(400, 401, 403, 409, 413)},
+    responses={
+        200: {"model": V2Envelope},
+        **error_responses(400, 401, 403, 409, 413, 429),
+        404: UNKNOWN_ACCOUNT,
+    },
     openapi_extra=json_body(V2CreateBody),
 )
 async def create(request: Request, key: ApiKey = Depends(reports_key)) -> JSONResponse:

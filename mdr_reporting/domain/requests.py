@@ -26,6 +26,7 @@ from mdr_reporting.domain.limits import (
 from mdr_reporting.domain.times import UTC, ZoneNotFound, get_zone, parse_instant
 
 __all__ = [
+    "JSON_INT_RANGE",
     "RECENT_DATA_WARNING",
     "RECENT_WINDOW",
     "ReportRequest",
@@ -158,6 +159,11 @@ def _show(value: Any) -> str:
     return "an object" if isinstance(value, dict) else "a list"
 
 
+# The integers a JSON parser reads exactly (64-bit): the range the schema states.
+JSON_INT_RANGE = (-(2**63), 2**64 - 1)
+_INT_LOW, _INT_HIGH = JSON_INT_RANGE
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -204,6 +210,13 @@ def _str_list(
     for index, item in enumerate(raw):
         if ints_ok and _is_int(item):
             out.append(str(item))
+        elif (
+            ints_ok
+            and isinstance(item, float)
+            and item.is_integer()
+            and _INT_LOW <= item <= _INT_HIGH
+        ):
+            out.append(str(int(item)))  # 15221.0 is the integer 15221 in JSON
         elif isinstance(item, str) and item.strip():
             out.append(item.strip())
         else:
@@ -309,7 +322,10 @@ def _extensions(body: dict[str, Any], errors: _Errors) -> dict[str, Any]:
         out["format"] = fmt.lower()
     url = body.get("webhook_url")
     if url is not None:
-        parsed = urlparse(url) if isinstance(url, str) else None
+        try:
+            parsed = urlparse(url) if isinstance(url, str) else None
+        except ValueError:  # e.g. "http://[": an unclosed IPv6 literal
+            parsed = None
         if (
             parsed is None
             or parsed.scheme not in ("http", "https")

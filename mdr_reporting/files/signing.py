@@ -109,7 +109,7 @@ class LinkSigner:
     def verify(self, request_id: str, file: str, expires: str, signature: str) -> None:
         """Raise LinkRejected unless the link was signed for this request, file tag and
         expiry and is live; needs nothing but the link itself."""
-        if not expires.isdigit() or len(expires) > 12:
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > 12:
             raise LinkRejected("the link is malformed")
         key_id, dot, mac = signature.rpartition(".")
         if dot:

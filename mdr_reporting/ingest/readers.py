@@ -300,6 +300,8 @@ def rows_to_table(rows: list[Any]) -> tuple[pa.Table, dict[tuple[int, str], str]
             elif name in _JSON_INTEGERS:
                 if isinstance(value, int) and not isinstance(value, bool):
                     columns[name][row] = str(value)
+                elif isinstance(value, Decimal) and value == value.to_integral_value():
+                    columns[name][row] = str(int(value))  # 4787.0 is the integer 4787 in JSON
                 else:
                     problems[(row, name)] = f"must be an integer, got {_json_type(value)}"
             elif name in _JSON_DECIMALS:

@@ -52,8 +52,11 @@ def test_a_bad_row_rejects_the_whole_batch(api: Api) -> None:
     response = api.client.post(URL, content=ndjson(rows), headers=ingest_headers(api))
     assert response.status_code == 400
     errors = response.json()["errors"]
-    assert [(e["line"], e["field"]) for e in errors] == [(2, "direction"), (3, "rate")]
-    assert all(e["code"] == "invalid_record" and e["reason"] in e["detail"] for e in errors)
+    assert [(e["meta"]["line"], e["meta"]["field"]) for e in errors] == [
+        (2, "direction"),
+        (3, "rate"),
+    ]
+    assert all(e["code"] == "invalid_record" and e["meta"]["reason"] in e["detail"] for e in errors)
     assert stored(api) == {}
 
 
@@ -61,7 +64,7 @@ def test_errors_list_the_first_100_rows(api: Api) -> None:
     rows = [record(i, status="lost") for i in range(150)]
     response = api.client.post(URL, content=ndjson(rows), headers=ingest_headers(api))
     assert response.status_code == 400 and len(response.json()["errors"]) == 100
-    assert response.json()["errors"][0]["line"] == 1
+    assert response.json()["errors"][0]["meta"]["line"] == 1
 
 
 def test_resending_a_batch_changes_nothing(api: Api) -> None:
@@ -87,7 +90,7 @@ def test_a_later_version_replaces_the_earlier_one(api: Api) -> None:
         URL, content=ndjson([moved]), headers=ingest_headers(api, scope="admin")
     )
     assert response.status_code == 400
-    assert response.json()["errors"][0]["field"] == "account_id"
+    assert response.json()["errors"][0]["meta"]["field"] == "account_id"
     assert stored(api)["msg-000000"]["status"] == "delivered"
 
 
@@ -104,7 +107,7 @@ def test_accounts_the_key_may_write(api: Api) -> None:
         URL, content=ndjson([record(3, account_id="acct-nope")]), headers=headers
     )
     assert unknown.status_code == 400
-    assert unknown.json()["errors"][0]["field"] == "account_id"
+    assert unknown.json()["errors"][0]["meta"]["field"] == "account_id"
     admin = ingest_headers(api, "acct-admin", "admin")
     assert api.client.post(URL, content=ndjson(foreign), headers=admin).status_code == 200
     assert sorted(stored(api)) == ["msg-000000", "msg-000001", "msg-000002"]
@@ -137,4 +140,4 @@ def test_malformed_bodies_are_400(api: Api) -> None:
     )
     assert broken.status_code == 400
     not_json = api.client.post(URL, content=b"{nope\n", headers=headers)
-    assert not_json.status_code == 400 and not_json.json()["errors"][0]["line"] == 1
+    assert not_json.status_code == 400 and not_json.json()["errors"][0]["meta"]["line"] == 1

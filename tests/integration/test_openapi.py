@@ -21,7 +21,7 @@ def test_openapi_describes_bodies_responses_and_every_status_code(api: Api) -> N
     create = document["paths"][V1]["post"]
     body = create["requestBody"]["content"]["application/json"]["schema"]
     assert body == {"$ref": "#/components/schemas/V1CreateBody"}
-    assert set(create["responses"]) == {"200", "400", "401", "403", "409", "413"}
+    assert set(create["responses"]) == {"200", "400", "401", "403", "404", "409", "413", "429"}
     error_schema = create["responses"]["400"]["content"]["application/json"]["schema"]
     assert error_schema == {"$ref": "#/components/schemas/ErrorEnvelope"}
     assert set(document["paths"][f"{V1}/{{request_id}}"]) == {"get", "delete"}

@@ -309,6 +309,7 @@ async def test_tampered_expired_and_foreign_links_get_403_and_no_bytes(
         f"{base}?expires={expires + 3600}&sig={sig}",
         f"{base}?expires={expires}",
         f"{base}?expires={'9' * 40}&sig={sig}",
+        f"{base}?expires=%C2%B2&sig={sig}",  # a digit that is not ASCII ("²")
         f"{base}?expires={expires}&sig={sig * 4}",
         f"{base}?sig={sig}",
         base,
