@@ -55,7 +55,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def _postgres_schema_url() -> Iterator[str]:
+def postgres_schema_url() -> Iterator[str]:
     """A fresh schema per test, reached through libpq's ``options=-csearch_path``."""
     assert POSTGRES_URL is not None
     schema = "t_" + secrets.token_hex(6)
@@ -79,7 +79,7 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'catalog.db'}"
     else:
-        yield from _postgres_schema_url()
+        yield from postgres_schema_url()
 
 
 @pytest.fixture

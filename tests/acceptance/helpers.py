@@ -32,7 +32,7 @@ def run_mdr(
     )
 
 
-def reports_key(data_dir: Path, account: str) -> str:
+def reports_key(data_dir: Path, account: str, env: dict[str, str] | None = None) -> str:
     """A new `reports` key of ``account``, made with `mdr admin create-key --json`."""
     made = run_mdr(
         "admin",
@@ -43,6 +43,7 @@ def reports_key(data_dir: Path, account: str) -> str:
         "reports",
         "--json",
         data_dir=data_dir,
+        env=env,
     )
     assert made.returncode == 0, made.stderr
     return str(json.loads(made.stdout)["key"])
@@ -55,10 +56,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path, *extra: str) -> Iterator[str]:
+def running_server(data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> Iterator[str]:
     """`mdr serve` on a free port as a subprocess; yields its base URL once it answers."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MDR_")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("MDR_")}, **(env or {})}
     log_path = data_dir.parent / f"serve-{port}.log"
     with log_path.open("w") as log:
         server = subprocess.Popen(
@@ -83,3 +84,23 @@ def running_server(data_dir: Path, *extra: str) -> Iterator[str]:
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def running_worker(data_dir: Path, env: dict[str, str], *extra: str) -> Iterator[None]:
+    """`mdr worker` as a subprocess until the block ends (SIGTERM, then wait)."""
+    log_path = data_dir.parent / f"worker-{free_port()}.log"
+    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("MDR_")}, **env}
+    with log_path.open("w") as log:
+        worker = subprocess.Popen(
+            [*MDR, "worker", "--data-dir", str(data_dir), *extra],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+        )
+        try:
+            yield
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    assert worker.returncode == 0, log_path.read_text()

@@ -35,7 +35,7 @@ from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.domain.requests import RequestState, parse_v1
 from mdr_reporting.generator import generate
 from mdr_reporting.lake.local import LocalLake
-from tests.conftest import POSTGRES_URL, _postgres_schema_url
+from tests.conftest import POSTGRES_URL, postgres_schema_url
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is None, reason="MDR_TEST_POSTGRES_URL not set")
 
@@ -53,7 +53,7 @@ COMPLETE_LINE = re.compile(r"report (\S+) complete: \d+ rows")
 
 @pytest.fixture
 def catalog_url() -> Iterator[str]:
-    yield from _postgres_schema_url()
+    yield from postgres_schema_url()
 
 
 class Workers:
