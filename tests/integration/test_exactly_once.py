@@ -180,10 +180,13 @@ def test_every_request_is_complete_once_with_one_file_while_workers_are_killed(
     not_complete = [(r.id, r.status, r.error) for r in rows if r.status != RequestStatus.COMPLETE]
     assert not not_complete, f"{not_complete[:5]} {context}"
 
+    # a completion is logged right after its commit (a kill in between loses the line):
+    # no request may show two
     completions: Counter[str] = Counter()
     for log in logs.glob("*.log"):
         completions.update(COMPLETE_LINE.findall(log.read_text(errors="replace")))
-    assert set(completions) == set(ids), context
+    assert set(completions) <= set(ids), context
+    assert len(completions) > REQUESTS * 0.9, context
     twice = [i for i, n in completions.items() if n != 1]
     assert not twice, f"completed more than once: {twice[:5]} {context}"
 
