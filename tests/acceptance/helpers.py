@@ -84,3 +84,23 @@ def running_server(data_dir: Path, *extra: str, env: dict[str, str] | None = Non
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def running_worker(data_dir: Path, env: dict[str, str], *extra: str) -> Iterator[None]:
+    """`mdr worker` as a subprocess until the block ends (SIGTERM, then wait)."""
+    log_path = data_dir.parent / f"worker-{free_port()}.log"
+    full_env = {**{k: v for k, v in os.environ.items() if not k.startswith("MDR_")}, **env}
+    with log_path.open("w") as log:
+        worker = subprocess.Popen(
+            [*MDR, "worker", "--data-dir", str(data_dir), *extra],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+        )
+        try:
+            yield
+        finally:
+            worker.terminate()
+            worker.wait(timeout=30)
+    assert worker.returncode == 0, log_path.read_text()

@@ -35,7 +35,7 @@ from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.domain.requests import RequestState, parse_v1
 from mdr_reporting.generator import generate
 from mdr_reporting.lake.local import LocalLake
-from tests.conftest import POSTGRES_URL, _postgres_schema_url
+from tests.conftest import POSTGRES_URL, postgres_schema_url
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is None, reason="MDR_TEST_POSTGRES_URL not set")
 
@@ -45,7 +45,7 @@ WORKERS = 4
 CONCURRENCY = 2
 LEASE_SECONDS = 2  # a killed worker's requests go back to the queue after 2 s
 KILLS = 8
-DEADLINE_SECONDS = 600  # a hang guard only: about 70 s quiet, 200 s at load average 15
+DEADLINE_SECONDS = 600  # a hang guard only: the run took 203 s at load average 12-18
 ACCOUNT = "acct-01"
 BODY = {"start_time": "2026-03-06T00:00:00", "end_time": "2026-03-07T00:00:00"}
 COMPLETE_LINE = re.compile(r"report (\S+) complete: \d+ rows")
@@ -53,7 +53,7 @@ COMPLETE_LINE = re.compile(r"report (\S+) complete: \d+ rows")
 
 @pytest.fixture
 def catalog_url() -> Iterator[str]:
-    yield from _postgres_schema_url()
+    yield from postgres_schema_url()
 
 
 class Workers:
@@ -125,6 +125,7 @@ def _statuses(catalog: Catalog) -> Counter[int]:
         return Counter({int(status): int(count) for status, count in rows})
 
 
+@pytest.mark.timeout(DEADLINE_SECONDS + 120)  # beyond the suite's 300 s on a shared machine
 def test_every_request_is_complete_once_with_one_file_while_workers_are_killed(
     tmp_path: Path, catalog_url: str
 ) -> None:
@@ -180,10 +181,13 @@ def test_every_request_is_complete_once_with_one_file_while_workers_are_killed(
     not_complete = [(r.id, r.status, r.error) for r in rows if r.status != RequestStatus.COMPLETE]
     assert not not_complete, f"{not_complete[:5]} {context}"
 
+    # a completion is logged right after its commit (a kill in between loses the line):
+    # no request may show two
     completions: Counter[str] = Counter()
     for log in logs.glob("*.log"):
         completions.update(COMPLETE_LINE.findall(log.read_text(errors="replace")))
-    assert set(completions) == set(ids), context
+    assert set(completions) <= set(ids), context
+    assert len(completions) > REQUESTS * 0.9, context
     twice = [i for i, n in completions.items() if n != 1]
     assert not twice, f"completed more than once: {twice[:5]} {context}"
 

@@ -22,7 +22,7 @@ from mdr_reporting.catalog.schema import requests
 from mdr_reporting.files import LocalFileStore
 from mdr_reporting.worker import Sweeper, Worker
 from mdr_reporting.worker.testing import FakeBuilder, ManualClock, make_request
-from tests.conftest import POSTGRES_URL, _postgres_schema_url
+from tests.conftest import POSTGRES_URL, postgres_schema_url
 
 LEASE = timedelta(seconds=30)
 
@@ -54,7 +54,7 @@ def _listen(url: str) -> tuple[Listener, stdqueue.Queue[str]]:
 
 @needs_postgres
 def test_a_created_request_wakes_a_listener_on_its_own_schema_only(tmp_path: Path) -> None:
-    schemas = [_postgres_schema_url(), _postgres_schema_url()]
+    schemas = [postgres_schema_url(), postgres_schema_url()]
     ours_url, other_url = (next(s) for s in schemas)
     ours, other = Catalog(ours_url), Catalog(other_url)
     try:
@@ -80,7 +80,7 @@ def test_a_created_request_wakes_a_listener_on_its_own_schema_only(tmp_path: Pat
 def test_an_idle_worker_claims_a_new_request_without_waiting_for_its_poll(
     tmp_path: Path,
 ) -> None:
-    schema = _postgres_schema_url()
+    schema = postgres_schema_url()
     url = next(schema)
     catalog = Catalog(url)
     catalog.migrate()
