@@ -100,6 +100,7 @@ DICTIONARY_COLUMNS = [
     "currency",
 ]
 _EPOCH = date(1970, 1, 1)
+_NO_VERSIONS = RECORD_SCHEMA.empty_table().select(INDEX_COLUMNS)
 _DAY_MICROS = 86_400_000_000
 
 
@@ -313,8 +314,8 @@ class _LocalWriter(LakeWriter):
         for start, end in zip(starts, ends, strict=True):
             day = _EPOCH + timedelta(days=int(days[start]))
             part = batch.slice(start, end - start)
-            fresh, bad = self._check(day, part, origin[start:end])
-            conflicts += bad
+            fresh, bad, unseen = self._check(day, part, origin[start:end])
+            conflicts += bad + self._moved(day, part, origin[start:end], unseen)
             groups.append((day, part if fresh.all() else part.filter(pa.array(fresh))))
         if conflicts:
             raise LakeConflict(sorted(conflicts))
@@ -337,17 +338,51 @@ class _LocalWriter(LakeWriter):
         if len(running) >= WRITES_IN_FLIGHT:
             wait(running[: len(running) - WRITES_IN_FLIGHT + 1])
 
-    def _check(
-        self, day: date, part: pa.Table, origin: np.ndarray
-    ) -> tuple[np.ndarray, list[tuple[int, str, str]]]:
-        """Which rows of ``part`` are new versions, and which change an id's identity."""
+    def _known(self, day: date, ids: pa.Array) -> pa.Table:
+        """The stored versions (INDEX_COLUMNS) of ``ids`` in ``day``, this transaction's too."""
         files = [str(self.lake.root / e.path) for e in self.manifest.days.get(day, ())]
         mine = [p for p in self.pending if p.day == day]
         files += [str(p.path) for p in mine]
+        if not files:
+            return _NO_VERSIONS
         known = self.lake._index.get(day, files, before_read=lambda: wait([p.write for p in mine]))
-        known = known.filter(pc.is_in(known.column("id"), value_set=part.column("id")))
+        return known.filter(pc.is_in(known.column("id"), value_set=ids))
+
+    def _moved(
+        self, day: date, part: pa.Table, origin: np.ndarray, unseen: np.ndarray
+    ) -> list[tuple[int, str, str]]:
+        """Rows new to ``day`` whose id the next or the previous UTC day already holds: a new
+        version whose ``created_at`` moved it across midnight (api.md section 6 forbids it).
+        A move of more than one day is not looked for: that would read every day's ids."""
+        rows = np.flatnonzero(unseen)
+        if len(rows) == 0:
+            return []
+        ids = part.column("id").take(pa.array(rows))
+        found: list[tuple[int, str, str]] = []
+        for other in (day - timedelta(days=1), day + timedelta(days=1)):
+            held = self._known(other, ids).column("id")
+            if len(held) == 0:
+                continue
+            hit = pc.is_in(ids, value_set=held).to_numpy(zero_copy_only=False)
+            found += [
+                (
+                    int(origin[row]),
+                    "created_at",
+                    f"differs from the stored version of this id ({other})",
+                )
+                for row in rows[hit]
+            ]
+        return found
+
+    def _check(
+        self, day: date, part: pa.Table, origin: np.ndarray
+    ) -> tuple[np.ndarray, list[tuple[int, str, str]], np.ndarray]:
+        """Which rows of ``part`` are new versions, which change an id's identity, and
+        which name an id ``day`` does not hold yet."""
+        known = self._known(day, part.column("id"))
         if known.num_rows == 0:
-            return np.ones(part.num_rows, dtype=bool), []
+            every = np.ones(part.num_rows, dtype=bool)
+            return every, [], every
         latest = known.group_by("id", use_threads=False).aggregate(
             [("account_id", "min"), ("created_at", "min"), ("updated_at", "max")]
         )
@@ -369,7 +404,9 @@ class _LocalWriter(LakeWriter):
         stale = pc.less_equal(matched.column("updated_at"), matched.column("updated_at_max"))
         fresh = np.ones(part.num_rows, dtype=bool)
         fresh[rows[stale.to_numpy(zero_copy_only=False)]] = False
-        return fresh, conflicts
+        unseen = np.ones(part.num_rows, dtype=bool)
+        unseen[rows] = False
+        return fresh, conflicts, unseen
 
     def commit(self) -> AppendResult:
         if self.done:
