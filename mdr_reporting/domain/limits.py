@@ -8,12 +8,14 @@ and the published schema read these numbers, so they cannot drift apart.
 from __future__ import annotations
 
 __all__ = [
+    "MAX_BODY_DEPTH",
     "MAX_FILTERS",
     "MAX_ID_LENGTH",
     "MAX_LIST_ITEMS",
     "MAX_TAGS_PER_FILTER",
     "MAX_TEXT_LENGTH",
     "MAX_URL_LENGTH",
+    "TEXT_PATTERN",
 ]
 
 MAX_LIST_ITEMS = 1000
@@ -33,3 +35,10 @@ MAX_TEXT_LENGTH = 255
 
 MAX_URL_LENGTH = 2048
 """Longest ``webhook_url``."""
+
+MAX_BODY_DEPTH = 32
+"""Deepest nesting of a request body (a valid one nests 4: filters, a filter, tags_list)."""
+
+TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f]*$"
+"""Every string of a request body (values and field names): no control character such
+as NUL. A JSON Schema ``pattern`` (ECMA-262) and a Python regular expression alike."""

@@ -18,10 +18,12 @@ from mdr_reporting.domain.enums import FORMATS, Direction, RecordType, RequestSt
 from mdr_reporting.domain.errors import ErrorItem, InvalidInput
 from mdr_reporting.domain.filters import Filter, parse_filters
 from mdr_reporting.domain.limits import (
+    MAX_BODY_DEPTH,
     MAX_ID_LENGTH,
     MAX_LIST_ITEMS,
     MAX_TEXT_LENGTH,
     MAX_URL_LENGTH,
+    TEXT_PATTERN,
 )
 from mdr_reporting.domain.times import UTC, ZoneNotFound, get_zone, parse_instant
 
@@ -366,8 +368,7 @@ def _body_object(body: Any) -> dict[str, Any]:
     return body
 
 
-_CONTROL = re.compile("[\\x00-\\x1f\\x7f]")
-MAX_BODY_DEPTH = 32  # the deepest valid body nests 4 levels (filters, a filter, tags_list)
+_TEXT = re.compile(TEXT_PATTERN)
 
 
 def _bad_text_or_depth(body: dict[str, Any]) -> tuple[str | None, str]:
@@ -378,7 +379,7 @@ def _bad_text_or_depth(body: dict[str, Any]) -> tuple[str | None, str]:
     while stack:  # iterative: a body may nest up to the JSON parser's depth limit
         pointer, depth, value = stack.pop()
         if isinstance(value, str):
-            if _CONTROL.search(value):
+            if not _TEXT.fullmatch(value):
                 return pointer, "text may not hold control characters (U+0000 to U+001F, U+007F)"
             continue
         if isinstance(value, dict | list) and depth >= MAX_BODY_DEPTH:
@@ -386,7 +387,7 @@ def _bad_text_or_depth(body: dict[str, Any]) -> tuple[str | None, str]:
         children: list[tuple[str, int, Any]] = []
         if isinstance(value, dict):
             for key, item in value.items():
-                if _CONTROL.search(key):
+                if not _TEXT.fullmatch(key):
                     return pointer or "/", "a field name may not hold control characters"
                 escaped = key.replace("~", "~0").replace("/", "~1")
                 children.append((f"{pointer}/{escaped}", depth + 1, item))

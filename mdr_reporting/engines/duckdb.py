@@ -19,8 +19,11 @@ from contextlib import ExitStack
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from duckdb.func import ARROW
 from duckdb.sqltypes import VARCHAR
@@ -28,7 +31,7 @@ from duckdb.sqltypes import VARCHAR
 from mdr_reporting.domain.query import ReportQuery
 from mdr_reporting.domain.records import fold_numbers
 from mdr_reporting.domain.times import get_zone
-from mdr_reporting.domain.zones import offset_spans
+from mdr_reporting.domain.zones import OffsetSpan, offset_spans
 from mdr_reporting.engines.base import (
     BuildResult,
     CancelCheck,
@@ -96,6 +99,71 @@ def _timestamp_range(files: tuple[str, ...]) -> tuple[int, int] | None:
     if low is None or high is None:
         return None
     return low, high
+
+
+# Offsets are looked up day by day over a file's timestamp range; past this range (a
+# record whose sent_at is years from its created_at) only the days that hold a timestamp
+# are looked up, or one such record would hold a build for minutes.
+_SPAN_RANGE_US = 400 * 86_400_000_000
+_DAY_US = 86_400_000_000
+_FIRST_DAY = (date(1, 1, 2) - date(1970, 1, 1)).days
+_LAST_DAY = (date(9999, 12, 30) - date(1970, 1, 1)).days
+
+
+def _occupied_spans(
+    cursor: duckdb.DuckDBPyConnection, files: tuple[str, ...], zone: ZoneInfo
+) -> list[OffsetSpan]:
+    """Offset spans covering every day on which the files hold a timestamp (runs of days)."""
+    found = cursor.execute(
+        """SELECT DISTINCT d FROM (
+               SELECT unnest([epoch_us(created_at), epoch_us(sent_at), epoch_us(completed_at)])
+                      // 86400000000 AS d
+               FROM read_parquet($files, hive_partitioning = false))
+           WHERE d IS NOT NULL ORDER BY d""",
+        {"files": list(files)},
+    ).fetchall()
+    # Clamped to where Python converts to any zone; times beyond take the nearest offset.
+    days = sorted({min(max(int(row[0]), _FIRST_DAY), _LAST_DAY) for row in found}) or [0]
+    spans: list[OffsetSpan] = []
+    first = last = days[0]
+    for day in [*days[1:], None]:
+        if day is not None and day == last + 1:
+            last = day
+            continue
+        spans += offset_spans(zone, first * _DAY_US, (last + 1) * _DAY_US - 1)
+        if day is not None:
+            first = last = day
+    return spans
+
+
+def _cleaned(files: tuple[str, ...], part: Path) -> tuple[str, ...]:
+    """Copies of ``files`` beside ``part`` whose text that is not UTF-8 reads as U+FFFD."""
+    out = []
+    for number, path in enumerate(files):
+        table = pq.read_table(path)
+        for index, field in enumerate(table.schema):
+            kind = field.type.value_type if pa.types.is_list(field.type) else field.type
+            if not pa.types.is_string(kind):
+                continue
+            column = table.column(index)
+            try:
+                column.validate(full=True)
+                continue
+            except pa.ArrowInvalid:
+                pass
+            raw = pc.cast(column, pa.list_(pa.binary()) if kind != field.type else pa.binary())
+            table = table.set_column(index, field, pa.array(_decode(raw.to_pylist()), field.type))
+        copy = part.with_name(f"{part.name}-clean-{number}.parquet")
+        pq.write_table(table, copy)
+        out.append(str(copy))
+    return tuple(out)
+
+
+def _decode(values: list[Any]) -> list[Any]:
+    return [
+        None if v is None else _decode(v) if isinstance(v, list) else v.decode("utf-8", "replace")
+        for v in values
+    ]
 
 
 def _scanned_range(cursor: duckdb.DuckDBPyConnection, files: tuple[str, ...]) -> tuple[int, int]:
@@ -258,25 +326,39 @@ class _Days:
         try:
             _check_files(files)
             cursor = self._cursor()
-            low, high = _timestamp_range(files) or _scanned_range(cursor, files)
-            spans = offset_spans(self.zone, low, high)
-            folded = self.query.where is None or has_folded_numbers(files)
-            stmt = day_statement(self.query, files, spans, self.shape, folded=folded)
-            sql = f"COPY ({stmt.sql}) TO '{target}' ({self.options})"
-            oom = self.crowded
-            if not oom:
-                with self.slots:
-                    try:
-                        result = self._copy(cursor, sql, stmt.params)
-                    except duckdb.OutOfMemoryException:
-                        log.info("day %d ran out of memory beside another; it runs alone", index)
-                        self.crowded = oom = True
-            if oom:
-                result = self._alone(cursor, sql, stmt.params)
+            try:
+                result = self._day_copy(index, cursor, files, target)
+            except duckdb.InvalidInputException as exc:
+                if "string encoding" not in str(exc):
+                    raise
+                # Stored before ingest checked text: read a cleaned copy, never fail the report.
+                log.warning("day %d holds text that is not UTF-8; reading it cleaned", index)
+                result = self._day_copy(index, cursor, _cleaned(files, part), target)
         except (OSError, duckdb.Error):
             _check_files(files)  # a file that vanished meanwhile is SnapshotFileMissing
             raise
         return (int(result[0]) if result else 0), part
+
+    def _day_copy(
+        self, index: int, cursor: duckdb.DuckDBPyConnection, files: tuple[str, ...], target: str
+    ) -> Any:
+        low, high = _timestamp_range(files) or _scanned_range(cursor, files)
+        if high - low > _SPAN_RANGE_US:  # a few far-off times: spans around the days held only
+            spans = _occupied_spans(cursor, files, self.zone)
+        else:
+            spans = offset_spans(self.zone, low, high)
+        folded = self.query.where is None or has_folded_numbers(files)
+        stmt = day_statement(self.query, files, spans, self.shape, folded=folded)
+        sql = f"COPY ({stmt.sql}) TO '{target}' ({self.options})"
+        oom = self.crowded
+        if not oom:
+            with self.slots:
+                try:
+                    return self._copy(cursor, sql, stmt.params)
+                except duckdb.OutOfMemoryException:
+                    log.info("day %d ran out of memory beside another; it runs alone", index)
+                    self.crowded = True
+        return self._alone(cursor, sql, stmt.params)
 
     def _copy(self, cursor: duckdb.DuckDBPyConnection, sql: str, params: Any) -> Any:
         return cursor.execute(sql, params).fetchone()

@@ -2,9 +2,13 @@
 
 Well-formed NDJSON takes a fast path: pyarrow's JSON reader with the record types
 spelled out, which parses ``rate``/``cost`` from their decimal text exactly (JSON
-numbers or strings; more than 6 decimal places fails).  Anything it refuses goes
-through the exact path, ``json.loads(parse_float=Decimal)`` line by line, which
-names every bad line.  Large files are read in chunks so memory stays bounded.
+numbers or strings; more than 6 decimal places fails).  It is shown only blocks whose
+every line starts with ``{`` (a block starting with ``null`` crashes the process) and
+its output must be valid UTF-8.  Anything else goes through the exact path, line by
+line: orjson first (it refuses bytes that are not UTF-8, lone surrogates and deep
+nesting), ``json.loads(parse_float=Decimal)`` where a number needs exact decimals,
+naming every bad line and field.  Large files are read in chunks so memory stays
+bounded.
 """
 
 from __future__ import annotations
@@ -268,9 +272,9 @@ def _valid_text(text: str) -> bool:
     return True
 
 
+_UNREAD: Any = object()  # the place of a row that could not be read (its problem is known)
 # JSON types are strict: these take only numbers (no string), the rest of the scalars
 # only strings; rate and cost take both (api.md section 13).
-_UNREAD: Any = object()  # the place of a row that could not be read (its problem is known)
 _JSON_INTEGERS = frozenset({"parts", "media_size_bytes"})
 _JSON_DECIMALS = frozenset({"rate", "cost"})
 

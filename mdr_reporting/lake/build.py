@@ -7,7 +7,7 @@ with statistics) and the one set of ingest rules (api.md section 6) for every la
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date, timedelta
 from typing import Any, Protocol, TypeVar
 
@@ -28,6 +28,7 @@ __all__ = [
     "check_part",
     "latest_sorted",
     "layout",
+    "moved_rows",
     "smallest_over_bound",
     "split_days",
     "write_parquet",
@@ -98,12 +99,14 @@ def split_days(batch: pa.Table) -> tuple[pa.Table, np.ndarray, list[tuple[date, 
 
 def check_part(
     known: pa.Table, part: pa.Table, origin: np.ndarray
-) -> tuple[np.ndarray, list[tuple[int, str, str]]]:
+) -> tuple[np.ndarray, list[tuple[int, str, str]], np.ndarray]:
     """Which rows of ``part`` (one day) are new versions given the ``known`` versions (index
-    columns), and which change an id's identity (as (row in the batch, field, reason))."""
+    columns), which change an id's identity (as (row in the batch, field, reason)), and
+    which name an id the day does not hold yet."""
     known = known.filter(pc.is_in(known.column("id"), value_set=part.column("id")))
     if known.num_rows == 0:
-        return np.ones(part.num_rows, dtype=bool), []
+        every = np.ones(part.num_rows, dtype=bool)
+        return every, [], every
     latest = known.group_by("id", use_threads=False).aggregate(
         [("account_id", "min"), ("created_at", "min"), ("updated_at", "max")]
     )
@@ -125,7 +128,35 @@ def check_part(
     stale = pc.less_equal(matched.column("updated_at"), matched.column("updated_at_max"))
     fresh = np.ones(part.num_rows, dtype=bool)
     fresh[rows[stale.to_numpy(zero_copy_only=False)]] = False
-    return fresh, conflicts
+    unseen = np.ones(part.num_rows, dtype=bool)
+    unseen[rows] = False
+    return fresh, conflicts, unseen
+
+
+def moved_rows(
+    day: date,
+    part: pa.Table,
+    origin: np.ndarray,
+    unseen: np.ndarray,
+    known: Callable[[date, pa.Array], pa.Table],
+) -> list[tuple[int, str, str]]:
+    """Rows new to ``day`` whose id the next or the previous UTC day already holds: a new
+    version whose ``created_at`` moved it across midnight (api.md section 6 forbids it).
+    ``known(other_day, ids)`` gives the stored versions of ``ids`` in another day. A move
+    of more than one day is not looked for: that would read every day's ids."""
+    rows = np.flatnonzero(unseen)
+    if len(rows) == 0:
+        return []
+    ids = part.column("id").take(pa.array(rows))
+    found: list[tuple[int, str, str]] = []
+    for other in (day - timedelta(days=1), day + timedelta(days=1)):
+        reason = f"differs from the stored version of this id ({other})"
+        held = known(other, ids).column("id")
+        if len(held) == 0:
+            continue
+        hit = pc.is_in(ids, value_set=held).to_numpy(zero_copy_only=False)
+        found += [(int(origin[row]), "created_at", reason) for row in rows[hit]]
+    return found
 
 
 _T = TypeVar("_T", bound=Sized)

@@ -4,13 +4,17 @@ A new version must keep ``account_id`` and ``created_at``, and only a later
 ``updated_at`` changes anything.  Checking that means looking up the batch's ids in
 their day; reading a day's id column for every small batch would cost more than
 the append, so the (id, account, created, updated) columns of recently touched
-days stay in memory, bounded by :data:`MAX_CACHED_ROWS` and evicted least
-recently used.  An entry knows which files it covers, so appends by another
-process (seen as new files in the manifest) are read incrementally.
+days stay in memory, bounded in bytes (a quarter of the machine's memory by
+default, not a row count: one day of a large platform holds 30M+ rows) and
+evicted least recently used; the day in use always stays, whatever its size.
+An entry knows which files it covers, so appends by another process (seen as
+new files in the manifest) are read incrementally.  The day before and the day
+after are looked up too, for versions whose ``created_at`` moved across midnight.
 """
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,10 +25,21 @@ import pyarrow.parquet as pq
 
 from mdr_reporting.domain.records import RECORD_SCHEMA
 
-__all__ = ["INDEX_COLUMNS", "MAX_CACHED_ROWS", "DayIndex"]
+__all__ = ["INDEX_COLUMNS", "DayIndex", "default_budget"]
 
 INDEX_COLUMNS = ["id", "account_id", "created_at", "updated_at"]
-MAX_CACHED_ROWS = 8_000_000
+MIN_BUDGET_BYTES = 256 * 1024 * 1024
+
+
+def default_budget() -> int:
+    """A quarter of physical memory (at least 256 MiB): room for a few 30M-row days."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4 * MIN_BUDGET_BYTES
+    return max(MIN_BUDGET_BYTES, total // 4)
+
+
 _EMPTY = RECORD_SCHEMA.empty_table().select(INDEX_COLUMNS)
 
 
@@ -40,10 +55,10 @@ class DayIndex:
 
     def __init__(
         self,
-        max_rows: int = MAX_CACHED_ROWS,
+        max_bytes: int | None = None,
         read: Callable[[Sequence[str]], pa.Table] | None = None,
     ) -> None:
-        self.max_rows = max_rows
+        self.max_bytes = default_budget() if max_bytes is None else max_bytes
         self._read = read or _read  # the INDEX_COLUMNS of some files (an S3 lake downloads)
         self._days: OrderedDict[date, _Entry] = OrderedDict()
 
@@ -86,10 +101,14 @@ class DayIndex:
         self._days.pop(day, None)
 
     def _evict(self) -> None:
-        total = sum(entry.table.num_rows for entry in self._days.values())
-        while total > self.max_rows and len(self._days) > 1:
+        total = sum(entry.table.nbytes for entry in self._days.values())
+        while total > self.max_bytes and len(self._days) > 1:
             _, entry = self._days.popitem(last=False)
-            total -= entry.table.num_rows
+            total -= entry.table.nbytes
+
+    @property
+    def cached_rows(self) -> int:
+        return sum(entry.table.num_rows for entry in self._days.values())
 
 
 def _empty() -> pa.Table:

@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mdr_reporting.domain.records import FOLDED_COLUMNS, RECORD_SCHEMA
@@ -72,6 +73,7 @@ from mdr_reporting.lake.build import (
     ROW_GROUP_ROWS,
     check_part,
     latest_sorted,
+    moved_rows,
     smallest_over_bound,
     split_days,
     write_parquet,
@@ -90,6 +92,7 @@ __all__ = ["MAX_FILES_PER_DAY", "RETIRE_GRACE_SECONDS", "ROW_GROUP_ROWS", "Local
 
 RETIRE_GRACE_SECONDS = 600.0
 WRITES_IN_FLIGHT = 3
+_NO_VERSIONS = RECORD_SCHEMA.empty_table().select(INDEX_COLUMNS)
 
 
 class LocalLake(Lake):
@@ -292,8 +295,8 @@ class _LocalWriter(LakeWriter):
         conflicts: list[tuple[int, str, str]] = []
         for day, start, end in slices:
             part = batch.slice(start, end - start)
-            fresh, bad = self._check(day, part, origin[start:end])
-            conflicts += bad
+            fresh, bad, unseen = self._check(day, part, origin[start:end])
+            conflicts += bad + self._moved(day, part, origin[start:end], unseen)
             groups.append((day, part if fresh.all() else part.filter(pa.array(fresh))))
         if conflicts:
             raise LakeConflict(sorted(conflicts))
@@ -316,15 +319,27 @@ class _LocalWriter(LakeWriter):
         if len(running) >= WRITES_IN_FLIGHT:
             wait(running[: len(running) - WRITES_IN_FLIGHT + 1])
 
-    def _check(
-        self, day: date, part: pa.Table, origin: np.ndarray
-    ) -> tuple[np.ndarray, list[tuple[int, str, str]]]:
-        """Which rows of ``part`` are new versions, and which change an id's identity."""
+    def _known(self, day: date, ids: pa.Array) -> pa.Table:
+        """The stored versions (INDEX_COLUMNS) of ``ids`` in ``day``, this transaction's too."""
         files = [str(self.lake.root / e.path) for e in self.manifest.days.get(day, ())]
         mine = [p for p in self.pending if p.day == day]
         files += [str(p.path) for p in mine]
+        if not files:
+            return _NO_VERSIONS
         known = self.lake._index.get(day, files, before_read=lambda: wait([p.write for p in mine]))
-        return check_part(known, part, origin)
+        return known.filter(pc.is_in(known.column("id"), value_set=ids))
+
+    def _check(
+        self, day: date, part: pa.Table, origin: np.ndarray
+    ) -> tuple[np.ndarray, list[tuple[int, str, str]], np.ndarray]:
+        """Which rows of ``part`` are new versions, which change an id's identity, and
+        which name an id ``day`` does not hold yet."""
+        return check_part(self._known(day, part.column("id")), part, origin)
+
+    def _moved(
+        self, day: date, part: pa.Table, origin: np.ndarray, unseen: np.ndarray
+    ) -> list[tuple[int, str, str]]:
+        return moved_rows(day, part, origin, unseen, self._known)
 
     def commit(self) -> AppendResult:
         if self.done:

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import obstore
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -66,6 +67,7 @@ from mdr_reporting.lake.build import (
     MAX_FILES_PER_DAY,
     check_part,
     latest_sorted,
+    moved_rows,
     smallest_over_bound,
     split_days,
     write_parquet,
@@ -473,6 +475,11 @@ class _S3Writer(LakeWriter):
         mine = [s.versions for s in self.staged if s.day == day]
         return pa.concat_tables([known.select(INDEX_COLUMNS), *mine]) if mine else known
 
+    def _known_ids(self, day: date, ids: pa.Array) -> pa.Table:
+        """Stored versions of ``ids`` in ``day`` (a neighbouring day, for moved versions)."""
+        known = self._known(day)
+        return known.filter(pc.is_in(known.column("id"), value_set=ids))
+
     def add(self, batch: pa.Table) -> int:
         if self.done:
             raise RuntimeError("this lake writer is closed")
@@ -481,8 +488,8 @@ class _S3Writer(LakeWriter):
         conflicts: list[tuple[int, str, str]] = []
         for day, start, end in slices:
             part = batch.slice(start, end - start)
-            fresh, bad = check_part(self._known(day), part, origin[start:end])
-            conflicts += bad
+            fresh, bad, unseen = check_part(self._known(day), part, origin[start:end])
+            conflicts += bad + moved_rows(day, part, origin[start:end], unseen, self._known_ids)
             if not fresh.all():
                 part = part.filter(pa.array(fresh))
             groups.append((day, part, origin[start:end][fresh]))
@@ -508,7 +515,7 @@ class _S3Writer(LakeWriter):
         for number, staged in enumerate(self.staged):
             if staged.day != day:
                 continue
-            fresh, bad = check_part(known, staged.versions, staged.origin)
+            fresh, bad, _unseen = check_part(known, staged.versions, staged.origin)
             conflicts += bad
             if bad or fresh.all():
                 continue

@@ -35,6 +35,7 @@ CASES: list[tuple[str, dict[str, Any], str, str]] = [
     ("nul in start_time", {"start_time": "2026-02-01T00:00:00\x00Z"}, "/start_time", "control"),
     ("nul in the date", {"start_time": "2026-02-01\x0000:00:00Z"}, "/start_time", "control"),
     ("nul in report_name", {"report_name": "a\x00b"}, "/report_name", "control"),
+    ("a final newline", {"report_name": "weekly\n"}, "/report_name", "control"),
     ("tab in a filter", {"filters": [cli_filter("+1\t312")]}, "/filters/0/cli", "control"),
     (
         "too many connections",
