@@ -126,6 +126,7 @@ class Catalog:
         self.url = url
         self.engine = make_engine(url)
         self.clock = clock
+        self.on_close: list[Callable[[], None]] = []  # e.g. engines of helpers to dispose
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
@@ -138,6 +139,8 @@ class Catalog:
             command.upgrade(config, "head")
 
     def close(self) -> None:
+        for hook in self.on_close:
+            hook()
         self.engine.dispose()
 
     @contextmanager

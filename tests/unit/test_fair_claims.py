@@ -74,7 +74,10 @@ def test_the_account_with_fewer_builds_running_goes_first(
     make_request(catalog, account_id="b")
     make_request(catalog, account_id="b")
     # two workers build at once: a's first request, then b (a already has one building)
-    one, two = queue.claim("w1"), queue.claim("w2")
+    one = queue.claim("w1")
+    clock.advance(seconds=1)
+    two = queue.claim("w2")
+    clock.advance(seconds=1)
     assert one is not None and two is not None
     assert (one.state.account_id, two.state.account_id) == ("a", "b")
     # a third worker: both accounts have one running; a's turn is older, so a
@@ -108,6 +111,7 @@ def test_the_pending_cap_refuses_a_create_with_a_429_until_one_completes(
     catalog: Catalog, queue: JobQueue, clock: FakeClock
 ) -> None:
     def create(account: str) -> None:
+        clock.advance(seconds=1)  # creation order decides the first claim
         template = make_request(catalog, account_id=account)  # makes the account too
         catalog.delete_request(template.id)  # deleted requests do not count
         catalog.create_request(replace(template, id=str(uuid.uuid4())), max_pending=2)
