@@ -56,6 +56,7 @@ class Clients:
         self.key = key
         self.round = round_number
         self.stop = threading.Event()
+        self.first_ack = threading.Event()
         self.acked: list[str] = []
         self.statuses: Counter[int] = Counter()
         self.lock = threading.Lock()
@@ -77,6 +78,7 @@ class Clients:
                     if answer.is_success:
                         assert answer.json() == {"accepted": BATCH}
                         self.acked.append(name)
+                        self.first_ack.set()
 
     def __enter__(self) -> Clients:
         for thread in self.threads:
@@ -149,7 +151,8 @@ def test_acknowledged_batches_survive_kill_9_of_the_server_whole(tmp_path: Path)
             _serve(procs, server, url)
             following = _spawn(procs, data)  # imports while this one serves
             with Clients(url, key, round_number) as clients:
-                time.sleep(chance.uniform(0.3, 1.5))
+                assert clients.first_ack.wait(60), f"no batch acknowledged: {procs.log('serve')}"
+                time.sleep(chance.uniform(0.0, 1.0))  # batches in flight all the time
                 assert kill9(server), procs.log("serve")
             acked += clients.acked
             statuses += clients.statuses
