@@ -81,6 +81,9 @@ def postgres_schema_url() -> Iterator[str]:
         admin.dispose()
 
 
+_postgres_schema_url = postgres_schema_url  # its earlier name
+
+
 @pytest.fixture(params=CATALOG_BACKENDS)
 def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":

@@ -165,6 +165,9 @@ class S3Lake(Lake):
         self._budget = _ByteBudget(copy_budget_bytes)
         self._index = DayIndex(read=self._read_index)
         self._index_lock = threading.Lock()
+        # Each day's live keys as this process last saw them (guarded by _index_lock): a
+        # writer checks against them without a query; the commit rechecks what is newer.
+        self._keys: dict[date, list[str]] = {}
 
     def close(self) -> None:
         self.engine.dispose()
@@ -404,6 +407,7 @@ class S3Lake(Lake):
                 self._index.replace(
                     day, [self.location.url(r.path) for r in rows], self.location.url(key)
                 )
+                self._keys.pop(day, None)
             merged_days += 1
             after -= len(rows) - 1
         self._reclaim()
@@ -460,18 +464,27 @@ class _S3Writer(LakeWriter):
         self.rows = 0
         self.done = False
 
-    def _day_keys(self, day: date) -> list[str]:
-        """The day's live keys now; ``seen`` keeps those live at every check, so the commit
-        rechecks against any file committed since the first."""
-        with self.lake.engine.begin() as db:
-            keys = [r.path for r in self.lake._live(db, [day])[day]]
+    def _day_keys(self, day: date, fresh: bool = False) -> list[str]:
+        """The day's live keys as last seen (queried when unknown or ``fresh``); ``seen``
+        keeps the keys of every check, so the commit rechecks against any file newer."""
+        lake = self.lake
+        with lake._index_lock:
+            keys = None if fresh else lake._keys.get(day)
+        if keys is None:
+            with lake.engine.begin() as db:
+                keys = [r.path for r in lake._live(db, [day])[day]]
+            with lake._index_lock:
+                lake._keys[day] = keys
         earlier = self.seen.get(day)
         self.seen[day] = keys if earlier is None else [k for k in earlier if k in set(keys)]
         return keys
 
     def _known(self, day: date) -> pa.Table:
         """Stored versions of ``day`` plus those staged earlier in this transaction."""
-        known = self.lake._known(day, self._day_keys(day))
+        try:
+            known = self.lake._known(day, self._day_keys(day))
+        except FileNotFoundError:  # another process merged and reclaimed what we last saw
+            known = self.lake._known(day, self._day_keys(day, fresh=True))
         mine = [s.versions for s in self.staged if s.day == day]
         return pa.concat_tables([known.select(INDEX_COLUMNS), *mine]) if mine else known
 
@@ -549,6 +562,7 @@ class _S3Writer(LakeWriter):
                 return AppendResult(self.rows, lake._version(db))
         days = sorted({s.day for s in self.staged})
         merged: list[tuple[date, list[_Row], _Row]] = []
+        finals: dict[date, list[str]] = {}  # each day's live keys after this commit
         try:
             with lake.engine.begin() as db:
                 lake._lock_days(db, days)
@@ -564,17 +578,23 @@ class _S3Writer(LakeWriter):
                         if s.day == day
                     ]
                     lake._add_rows(db, rows)
-                    smallest = smallest_over_bound([*live[day], *rows], lake.max_files_per_day)
+                    named = [*live[day], *rows]
+                    smallest = smallest_over_bound(named, lake.max_files_per_day)
+                    finals[day] = [r.path for r in named if r not in smallest]
                     if smallest:
-                        merged.append(
-                            (day, smallest, lake._merge(db, day, smallest, self.uploaded))
-                        )
+                        row = lake._merge(db, day, smallest, self.uploaded)
+                        merged.append((day, smallest, row))
+                        finals[day].append(row.path)
                 version = lake._version(db)
         except BaseException:
+            with lake._index_lock:
+                for day in days:
+                    lake._keys.pop(day, None)
             self.abort()
             raise
         self.done = True
         with lake._index_lock:
+            lake._keys.update(finals)
             for staged in self.staged:
                 lake._index.add(staged.day, lake.location.url(staged.key), staged.versions)
             for day, rows, row in merged:
