@@ -33,9 +33,8 @@ def main() -> None:
             lake.append(table.slice(first, args.batch))
         seconds = time.perf_counter() - started
     batches = -(-table.num_rows // args.batch)
-    print(
-        f"{batches} appends of {args.batch:,} rows: {seconds:.2f} s ({table.num_rows / seconds:,.0f} rows/s)"
-    )
+    rate = table.num_rows / seconds
+    print(f"{batches} appends of {args.batch:,} rows: {seconds:.2f} s ({rate:,.0f} rows/s)")
 
 
 if __name__ == "__main__":
