@@ -7,6 +7,7 @@ exactly as before.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,12 @@ from tests.records import ndjson, record
 
 URL = "/ingest/mdrs"
 DEEP = 10_000
+
+
+@pytest.fixture
+def catalog_url(tmp_path: Path) -> str:
+    """SQLite only: the catalog backend does not change what these inputs do."""
+    return f"sqlite:///{tmp_path / 'catalog.db'}"
 
 
 def lake_state(api: Api) -> tuple[int, int, int]:

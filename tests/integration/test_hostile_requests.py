@@ -6,6 +6,7 @@ Every one is a 400 whose pointer names the field and whose detail names the reas
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,12 @@ V1 = "/reporting/mdr_requests"
 V2 = "/v2/legacy/reporting/batch_detail_records/messaging"
 BODY = {"start_time": "2026-02-01T00:00:00Z", "end_time": "2026-02-08T00:00:00Z"}
 NESTED = "[" * 5000 + '"x"' + "]" * 5000
+
+
+@pytest.fixture
+def catalog_url(tmp_path: Path) -> str:
+    """SQLite only: the catalog backend does not change what these inputs do."""
+    return f"sqlite:///{tmp_path / 'catalog.db'}"
 
 
 def cli_filter(value: str = "+1312", kind: str = "and") -> dict[str, str]:
