@@ -14,7 +14,8 @@ Needs locust (``pip install -c constraints.txt -e '.[bench]'``, done by ``make b
    70% status reads, 20% lists, 10% small report creates; meanwhile one client posts
    ``--batch``-record NDJSON batches back to back.
 4. Prints errors (or 0 errors), p50/p95/p99 per operation, ingest rows/s, the server's
-   peak RSS (sampled with psutil, and VmHWM), and the machine's load average.
+   peak RSS (sampled with psutil, and VmHWM), the CPU the server used during the run
+   and the machine's load average.
 """
 
 from __future__ import annotations
@@ -300,11 +301,15 @@ def main() -> None:
             "WARNING",
         ]
         locust_env = {**os.environ, "MDR_LOAD_KEYS": str(key_file)}
+        cpu_before, wall_before = sum(server.ps.cpu_times()[:2]), time.perf_counter()
         run = subprocess.run(command, env=locust_env, timeout=args.seconds + 120, check=False)
+        cpu = sum(server.ps.cpu_times()[:2]) - cpu_before
+        wall = time.perf_counter() - wall_before
         ingest_seconds = ingest.stop()
         print(f"load average after: {os.getloadavg()}")
         errors = report(prefix, ingest, ingest_seconds)
         print(f"{errors} errors" if errors else "0 errors")
+        print(f"server CPU during the run: {cpu:.0f} s in {wall:.0f} s ({cpu / wall:.2f} cores)")
         hwm = server.vm_hwm_mib()
         print(
             f"server peak RSS: {server.peak_rss / 2**20:.0f} MiB sampled every 0.2 s"
