@@ -52,7 +52,7 @@ class LiveApp:
     app: FastAPI
     keys: dict[KeyScope, str]
     request_ids: list[str]
-    links: list[tuple[str, str, str]]  # (request_id, expires, sig) of Complete reports
+    links: list[tuple[str, str, str, str]]  # (request_id, file, expires, sig) of Complete reports
 
 
 @dataclass
@@ -134,7 +134,7 @@ def live_app(data_dir: Path, records: int = 200) -> Iterator[LiveApp]:
         for view in views[len(FORMATS) :]:
             url = urlsplit(view["report_url"])
             query = parse_qs(url.query)
-            links.append((view["id"], query["expires"][0], query["sig"][0]))
+            links.append((view["id"], query["file"][0], query["expires"][0], query["sig"][0]))
         yield LiveApp(app, keys, ids[: len(FORMATS)], links)
     finally:
         background.stop()
@@ -151,10 +151,9 @@ def _wait_for_threads(prefix: str, timeout: float = 120.0) -> None:
             assert not thread.is_alive(), f"{thread.name} still runs after the worker stopped"
 
 
-# Ingest gets negative (schema-invalid) bodies only once the ingest hardening of issue 10
-# item 1 has landed: today an NDJSON line `null` kills the process inside pyarrow, and an
-# empty batch is a 500.  Until then ingest is exercised with schema-valid batches only.
-INGEST_NEGATIVE = False
+# Ingest gets schema-invalid bodies too (an NDJSON line `null`, `[]`, wrong types): the
+# hardening of issue 10 item 1 makes each a 4xx.
+INGEST_NEGATIVE = True
 
 
 def _config(seed: int, max_examples: int) -> schemathesis.Config:
@@ -295,9 +294,9 @@ def run_schemathesis(live: LiveApp, *, seed: int, max_examples: int) -> RunSumma
         positive = case.meta is None or not case.meta.generation.mode.is_negative
         if positive and case.path == DOWNLOAD and next(downloads) % 2 == 0:
             # every other download uses a live signed link (these reports are never deleted)
-            request_id, expires, sig = live.links[next(downloads) % len(live.links)]
+            request_id, file, expires, sig = live.links[next(downloads) % len(live.links)]
             case.path_parameters = {**(case.path_parameters or {}), "request_id": request_id}
-            case.query = {**(case.query or {}), "expires": expires, "sig": sig}
+            case.query = {**(case.query or {}), "file": file, "expires": expires, "sig": sig}
         if not positive or case.method != "POST":
             return case
         if case.path.startswith("/ingest") and isinstance(case.body, list):

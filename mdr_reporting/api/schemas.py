@@ -21,6 +21,8 @@ from mdr_reporting.domain.limits import (
     MAX_TAGS_PER_FILTER,
     MAX_TEXT_LENGTH,
     MAX_URL_LENGTH,
+    PLAIN_CHAR,
+    TEXT_PATTERN,
 )
 from mdr_reporting.domain.requests import JSON_INT_RANGE
 from mdr_reporting.domain.times import INSTANT_PATTERN, RECORD_TIME_PATTERN, zone_names
@@ -62,17 +64,26 @@ Instant = Annotated[
 ZoneName = Annotated[
     str, Field(description="IANA time zone name", json_schema_extra={"enum": zone_names()})
 ]
+# Every string of a body is plain text (no control character): TEXT_PATTERN, combined
+# with each string's own rule where it has one.
+_PLAIN_NOT_SPACE = PLAIN_CHAR[:-1] + r"\s]"
+_PLAIN_SPACE = "[^\\S" + PLAIN_CHAR[2:]  # white space that is not a control character
 Identifier = Annotated[
-    str, Field(pattern=r"\S", max_length=MAX_ID_LENGTH, description="Not blank; trimmed")
+    str,
+    Field(
+        pattern=f"^{PLAIN_CHAR}*{_PLAIN_NOT_SPACE}{PLAIN_CHAR}*$",
+        max_length=MAX_ID_LENGTH,
+        description="Not blank; trimmed",
+    ),
 ]
 IdList = Annotated[list[Identifier], Field(max_length=MAX_LIST_ITEMS)]
 # JSON integers a connection id may be given as: what a 64-bit parser reads as an integer.
 ConnectionNumber = Annotated[int, Field(ge=JSON_INT_RANGE[0], le=JSON_INT_RANGE[1])]
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH)]
+Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_LENGTH, pattern=TEXT_PATTERN)]
 Number = Annotated[
     str,
     Field(
-        pattern=r"^([^+]|\+[\s\S])",
+        pattern=f"^([^+{PLAIN_CHAR[2:-1]}]|\\+{PLAIN_CHAR}){PLAIN_CHAR}*$",
         max_length=MAX_TEXT_LENGTH,
         description="Number or sender id to match; one leading + is ignored",
     ),
@@ -85,7 +96,7 @@ MatchKind = Annotated[str, Field(pattern=_any_case(*MATCHES), description=" / ".
 FormatName = Annotated[str, Field(pattern=_any_case(*FORMATS), description=" / ".join(FORMATS))]
 DirectionName = Annotated[
     str,
-    Field(pattern=_any_case(*DIRECTIONS, pad=r"\s*"), description="Any case"),
+    Field(pattern=_any_case(*DIRECTIONS, pad=_PLAIN_SPACE + "*"), description="Any case"),
 ]
 WebhookUrl = Annotated[
     str,

@@ -15,6 +15,7 @@ __all__ = [
     "MAX_TAGS_PER_FILTER",
     "MAX_TEXT_LENGTH",
     "MAX_URL_LENGTH",
+    "PLAIN_CHAR",
     "TEXT_PATTERN",
 ]
 
@@ -39,6 +40,9 @@ MAX_URL_LENGTH = 2048
 MAX_BODY_DEPTH = 32
 """Deepest nesting of a request body (a valid one nests 4: filters, a filter, tags_list)."""
 
-TEXT_PATTERN = "^[^\\u0000-\\u001f\\u007f]*$"
+PLAIN_CHAR = "[^\\u0000-\\u001f\\u007f]"
+"""One character that is not a control character (a regular-expression class)."""
+
+TEXT_PATTERN = f"^{PLAIN_CHAR}*$"
 """Every string of a request body (values and field names): no control character such
 as NUL. A JSON Schema ``pattern`` (ECMA-262) and a Python regular expression alike."""

@@ -359,10 +359,12 @@ def _record_types(body: dict[str, Any], errors: _Errors) -> tuple[RecordType, ..
     return tuple(sorted(set(values)))
 
 
-def _body_object(body: Any) -> dict[str, Any]:
+def _body_object(body: Any, *, ignored_unknown: bool = False) -> dict[str, Any]:
+    """``body`` as an object whose strings are plain text and whose nesting is bounded;
+    ``ignored_unknown``: fields no surface reads are ignored, so only their depth counts."""
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object", pointer="")
-    where, reason = _bad_text_or_depth(body)
+    where, reason = _bad_text_or_depth(body, V1_FIELDS if ignored_unknown else None)
     if where is not None:
         raise InvalidInput(reason, pointer=where)
     return body
@@ -371,28 +373,30 @@ def _body_object(body: Any) -> dict[str, Any]:
 _TEXT = re.compile(TEXT_PATTERN)
 
 
-def _bad_text_or_depth(body: dict[str, Any]) -> tuple[str | None, str]:
+def _bad_text_or_depth(body: dict[str, Any], read: frozenset[str] | None) -> tuple[str | None, str]:
     """The JSON pointer of the first string (or key) holding a control character such as
     NUL (no field has a use for one, and some parsers stop at them), or of a value nested
-    past MAX_BODY_DEPTH; with the reason."""
-    stack: list[tuple[str, int, Any]] = [("", 0, body)]
+    past MAX_BODY_DEPTH; with the reason. With ``read``, top-level fields not in it are
+    checked for depth only (a surface that ignores them never reads their text)."""
+    stack: list[tuple[str, int, Any, bool]] = [("", 0, body, True)]
     while stack:  # iterative: a body may nest up to the JSON parser's depth limit
-        pointer, depth, value = stack.pop()
-        if isinstance(value, str):
+        pointer, depth, value, text = stack.pop()
+        if isinstance(value, str) and text:
             if not _TEXT.fullmatch(value):
                 return pointer, "text may not hold control characters (U+0000 to U+001F, U+007F)"
             continue
         if isinstance(value, dict | list) and depth >= MAX_BODY_DEPTH:
             return pointer, f"the body may nest at most {MAX_BODY_DEPTH} levels deep"
-        children: list[tuple[str, int, Any]] = []
+        children: list[tuple[str, int, Any, bool]] = []
         if isinstance(value, dict):
             for key, item in value.items():
-                if not _TEXT.fullmatch(key):
+                read_here = text and (read is None or depth > 0 or key in read)
+                if read_here and not _TEXT.fullmatch(key):
                     return pointer or "/", "a field name may not hold control characters"
                 escaped = key.replace("~", "~0").replace("/", "~1")
-                children.append((f"{pointer}/{escaped}", depth + 1, item))
+                children.append((f"{pointer}/{escaped}", depth + 1, item, read_here))
         elif isinstance(value, list):
-            children = [(f"{pointer}/{i}", depth + 1, item) for i, item in enumerate(value)]
+            children = [(f"{pointer}/{i}", depth + 1, item, text) for i, item in enumerate(value)]
         stack.extend(reversed(children))  # the first bad value in body order is named
     return None, ""
 
@@ -432,7 +436,7 @@ def parse_v1(body: Any, now: datetime) -> ReportRequest:
 
 def parse_v2(body: Any, now: datetime) -> ReportRequest:
     """Validate a v2 legacy body (api.md section 9); unknown fields are ignored there."""
-    body = _body_object(body)
+    body = _body_object(body, ignored_unknown=True)
     errors = _Errors()
     zone = _zone(body, errors)
     window = _window(body, zone, now, errors, end_required=True)

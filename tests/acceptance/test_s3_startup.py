@@ -20,7 +20,7 @@ def test_an_unreachable_bucket_stops_start_up_with_one_line(
     assert len(lines) == 1, served.stderr
     assert "'no-such-bucket'" in lines[0] and "NoSuchBucket" in lines[0]
     purpose = "record lake" if setting == "MDR_LAKE_URL" else "report files"
-    assert lines[0].startswith(f"error: {purpose}: S3 bucket")
+    assert lines[0].startswith(f"error: {purpose} at s3://no-such-bucket/x: S3 bucket")
     assert "Traceback" not in served.stderr
 
 

@@ -102,7 +102,7 @@ class Reports:
         """What the request's link serves now: its bytes, or None when refused (403)."""
         link = self.signed[request_id]
         try:
-            opened = self.downloads.open(request_id, str(link.expires), link.signature)
+            opened = self.downloads.open(request_id, str(link.expires), link.signature, link.file)
         except Forbidden:
             return None
         with opened.stream:

@@ -65,7 +65,7 @@ def _fill(disk: Path) -> Path:
     """Fill the file system, then free MARGIN bytes."""
     filler = disk / "filler"
     chunk = b"\0" * (64 * 1024)
-    with filler.open("wb") as handle:
+    with filler.open("wb", buffering=0) as handle:  # unbuffered: close() has nothing left to write
         try:
             while True:
                 handle.write(chunk)
