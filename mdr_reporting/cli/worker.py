@@ -12,7 +12,7 @@ import click
 from mdr_reporting.cli.admin import open_catalog
 from mdr_reporting.cli.common import fail, load, settings_options
 from mdr_reporting.files import open_file_store
-from mdr_reporting.worker import Background, report_builder
+from mdr_reporting.worker import Background, EngineUnavailable, report_builder
 
 __all__ = ["worker"]
 
@@ -28,9 +28,10 @@ __all__ = ["worker"]
 def worker(concurrency: int | None, **flags: Any) -> None:
     """Build reports from the catalog's queue until interrupted (SIGINT or SIGTERM)."""
     settings = load(worker_concurrency=concurrency, **flags)
-    builder = report_builder(settings)
-    if builder is None:
-        fail(f"no {settings.engine} report engine is installed: this worker cannot build reports")
+    try:
+        builder = report_builder(settings)
+    except EngineUnavailable as exc:
+        fail(str(exc))
     catalog = open_catalog(settings)
     try:
         files = open_file_store(settings.files_url)
