@@ -36,7 +36,7 @@ import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -76,6 +76,9 @@ _CRITERIA_COLUMNS = (
     "cli",
     "cld",
 )
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Cells that never hold a comma, quote, CR or LF: no quoting test.
+_PLAIN_CELLS = frozenset({*_TIMESTAMPS, "record_type", "parts", "rate", "cost", "media_size_bytes"})
 _EXTENSIONS = {"csv": ".txt", "csv.gz": ".txt.gz", "jsonl.gz": ".txt.gz", "parquet": ".parquet"}
 DEFAULT_CONF: Mapping[str, str] = {
     "spark.app.name": "mdr-reporting",
@@ -327,7 +330,12 @@ def _batches(plans: list[_Plan]) -> list[list[_Range]]:
 
 
 class _Range:
-    """Consecutive days of one report, read and formatted as one DataFrame."""
+    """Consecutive days of one report, read and formatted as one DataFrame.
+
+    Expressions are Spark SQL text (values as escaped literals, :func:`_lit`): one
+    call to the JVM per expression, where building them from Column objects takes
+    thousands of round trips through py4j (minutes on a busy machine).
+    """
 
     def __init__(self, plan: _Plan, days: list[date]) -> None:
         self.plan = plan
@@ -355,29 +363,30 @@ class _Range:
         if folded and query.where is not None:
             needed |= set(FOLDED_COLUMNS.values())
         schema = _spark_schema([f for f in LAKE_SCHEMA if f.name in needed])
-        places: dict[str, int] = {}
+        places: list[str] = []
         for day in self.days:
             names = [Path(f).name for f in self.plan.job.snapshot.files[day]]
             if len(set(names)) != len(names):
                 raise EngineError(f"two lake files of {day} have the same name")
-            for name in names:
-                places[f"{day.isoformat()}/{name}"] = len(places)
+            places += [_lit(f"{day.isoformat()}/{name}") for name in names]
+        place = ", ".join(f"{key}, {number}" for number, key in enumerate(places))
+        scope = (
+            f"account_id IN ({', '.join(_lit(a) for a in query.accounts)})"
+            f" AND created_at >= timestamp_micros({_epoch_us(query.start)})"
+            f" AND created_at < timestamp_micros({_epoch_us(query.end)})"
+        )
         rows = (
             spark.read.schema(schema)
             .parquet(*self.files)
-            .where(
-                F.col("account_id").isin(list(query.accounts))
-                & (F.col("created_at") >= F.lit(query.start))
-                & (F.col("created_at") < F.lit(query.end))
+            .where(scope)
+            .selectExpr(
+                f"{self.plan.index} AS _k",
+                "*",
+                "date_format(created_at, 'yyyy-MM-dd') AS _d",
+                "_metadata.file_name AS _name",
+                "_metadata.row_index AS _row",
             )
-            .withColumn("_d", F.date_format("created_at", "yyyy-MM-dd"))
-        )
-        place = F.create_map(*[F.lit(x) for pair in places.items() for x in pair])
-        rows = rows.select(
-            F.lit(self.plan.index).alias("_k"),
-            "*",
-            place[F.concat(F.col("_d"), F.lit("/"), F.col("_metadata.file_name"))].alias("_file"),
-            F.col("_metadata.row_index").alias("_row"),
+            .selectExpr("*", f"try_element_at(map({place}), concat(_d, '/', _name)) AS _file")
         )
         if not folded:  # files from before the lake stored folded numbers
             fold = F.udf(fold_number, StringType(), useArrow=False)
@@ -389,64 +398,66 @@ class _Range:
         """The report's rows of these days, in ``partitions`` partitions by day: latest
         versions, the criteria, then ``_k``, ``_d``, ``created_at``, ``id`` and ``_line``
         (text formats) or the typed columns (Parquet)."""
-        from pyspark.sql import Window
-        from pyspark.sql import functions as F
-
-        latest = Window.partitionBy("_d", "id").orderBy(
-            F.col("updated_at").desc(), F.col("_file").asc(), F.col("_row").asc()
+        latest = (
+            "row_number() OVER (PARTITION BY _d, id "
+            "ORDER BY updated_at DESC, _file ASC, _row ASC) AS _n"
         )
         rows = (
             self.scan(spark)
             .repartition(partitions, "_d")
-            .withColumn("_n", F.row_number().over(latest))
-            .where((F.col("_n") == 1) & self.condition())
+            .selectExpr("*", latest)
+            .where(" AND ".join(["_n = 1", *self.condition()]))
         )
-        if self.plan.job.query.format == "parquet":
-            cells = [self.cell(name, "typed", spark).alias(name) for name in self.columns]
-            return rows.select("_k", "_d", *cells)
-        return rows.select("_k", "_d", "created_at", "id", self.line(spark).alias("_line"))
-
-    def condition(self) -> Any:
-        from pyspark.sql import functions as F
-
-        conditions = _criteria(self.plan.job.query)
-        if not conditions:
-            return F.lit(True)
-        joined = conditions[0]
-        for other in conditions[1:]:
-            joined = joined & other
-        return joined
-
-    def cell(self, name: str, shape: str, spark: Any) -> Any:
-        if not hasattr(self, "_spans_cache"):
-            self._spans_cache = self._spans(spark)
-        return _cell(name, shape, self._spans_cache)
-
-    def line(self, spark: Any) -> Any:
-        """The report line: CSV cells joined by commas, or one JSON object."""
-        from pyspark.sql import functions as F
-
+        spans = self._spans(spark)
         shape = self.plan.job.query.format
-        cells = [self.cell(name, shape, spark).alias(name) for name in self.columns]
+        if shape == "parquet":
+            cells = [f"{_cell(name, 'typed', spans)} AS `{name}`" for name in self.columns]
+            return rows.selectExpr("_k", "_d", *cells)
+        # Cells first, then the line from plain column references: a cell used several
+        # times by the quoting rule is computed once.
+        cells = [f"{_cell(name, shape, spans)} AS _c{i}" for i, name in enumerate(self.columns)]
+        rows = rows.selectExpr("_k", "_d", "created_at", "id", *cells)
+        return rows.selectExpr("_k", "_d", "created_at", "id", f"{self.line()} AS _line")
+
+    def condition(self) -> list[str]:
+        return [f"coalesce({c}, false)" for c in _criteria(self.plan.job.query)]
+
+    def line(self) -> str:
+        """The report line from the cells ``_c0``...: CSV cells joined by commas (only text
+        columns can need quotes), or one JSON object."""
+        shape = self.plan.job.query.format
         if shape == "jsonl.gz":
-            return F.to_json(F.struct(*cells), {"ignoreNullFields": "false"})
-        return F.concat_ws(",", *[_csv_cell(c) for c in cells])
+            fields = ", ".join(f"{_lit(name)}, _c{i}" for i, name in enumerate(self.columns))
+            return f"to_json(named_struct({fields}), map('ignoreNullFields', 'false'))"
+        cells = [
+            f"coalesce(_c{i}, '')" if name in _PLAIN_CELLS else _csv_cell(f"_c{i}")
+            for i, name in enumerate(self.columns)
+        ]
+        return "concat_ws(',', " + ", ".join(cells) + ")"
 
     def _spans(self, spark: Any) -> list[OffsetSpan]:
         """The zone's offsets over the files' timestamps (from statistics, else a scan)."""
-        from pyspark.sql import functions as F
-
         found = timestamp_range(self.files)
         if found is None:
-            stamps = [F.unix_micros(F.col(name)) for name in _TIMESTAMPS]
+            stamps = ", ".join(f"unix_micros({name})" for name in _TIMESTAMPS)
             low, high = (
                 spark.read.schema(_spark_schema([f for f in LAKE_SCHEMA if f.name in _TIMESTAMPS]))
                 .parquet(*self.files)
-                .select(F.min(F.least(*stamps)), F.max(F.greatest(*stamps)))
+                .selectExpr(f"min(least({stamps}))", f"max(greatest({stamps}))")
                 .first()
             )
             found = (int(low or 0), int(high or 0))
         return offset_spans(get_zone(self.plan.job.query.timezone), *found)
+
+
+def _epoch_us(moment: datetime) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def _lit(text: str) -> str:
+    """A Spark SQL string literal: backslashes and quotes escaped, every other character
+    as is (so a user's value is data, never SQL)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _spark_schema(fields: Iterable[Any]) -> Any:
@@ -466,108 +477,91 @@ def _spark_schema(fields: Iterable[Any]) -> Any:
     return T.StructType([T.StructField(f.name, convert(f.type), True) for f in fields])
 
 
-def _criteria(query: ReportQuery) -> list[Any]:
-    """Every criterion but account and window, on the latest version (as duckdb_sql)."""
-    from pyspark.sql import functions as F
+def _in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(_lit(v) for v in values)})"
 
+
+def _criteria(query: ReportQuery) -> list[str]:
+    """Every criterion but account and window, on the latest version (as duckdb_sql)."""
     out = []
     if not query.all_directions:
-        out.append(F.col("direction").isin(list(query.directions)))
+        out.append(_in("direction", query.directions))
     if not query.all_statuses:
-        out.append(F.col("status").isin(list(query.statuses)))
+        out.append(_in("status", query.statuses))
     if query.connections:
-        out.append(F.col("connection_id").isin(list(query.connections)))
+        out.append(_in("connection_id", query.connections))
     if query.profiles:
-        out.append(F.col("profile_id").isin(list(query.profiles)))
+        out.append(_in("profile_id", query.profiles))
     if query.where is not None:
         out.append(_filters(query.where))
-    return [F.coalesce(c, F.lit(False)) for c in out]
+    return out
 
 
-def _filters(where: AnyOf) -> Any:
-    from pyspark.sql import functions as F
+_MATCH_SQL = {"contains": "contains", "starts_with": "startswith", "ends_with": "endswith"}
 
-    def predicate(term: NumberMatch | TagMatch) -> Any:
+
+def _filters(where: AnyOf) -> str:
+    def predicate(term: NumberMatch | TagMatch) -> str:
         if isinstance(term, TagMatch):
-            wanted = F.array(*[F.lit(t) for t in term.tags])
-            return F.coalesce(F.arrays_overlap(F.col("tags"), wanted), F.lit(False))
-        subject = F.col(FOLDED_COLUMNS[term.field])
-        value = F.lit(term.value)
-        if term.match == "starts_with":
-            return F.coalesce(subject.startswith(value), F.lit(False))
-        if term.match == "ends_with":
-            return F.coalesce(subject.endswith(value), F.lit(False))
-        return F.coalesce(subject.contains(value), F.lit(False))
+            wanted = ", ".join(_lit(t) for t in term.tags)
+            return f"coalesce(arrays_overlap(tags, array({wanted})), false)"
+        function = _MATCH_SQL[term.match]
+        return f"coalesce({function}({FOLDED_COLUMNS[term.field]}, {_lit(term.value)}), false)"
 
-    groups = []
-    for group in where.terms:
-        terms = [predicate(t) for t in group.terms]
-        joined = terms[0]
-        for term in terms[1:]:
-            joined = joined & term
-        groups.append(joined)
-    result = groups[0]
-    for group in groups[1:]:
-        result = result | group
-    return result
+    groups = ["(" + " AND ".join(predicate(t) for t in g.terms) + ")" for g in where.terms]
+    return "(" + " OR ".join(groups) + ")"
 
 
-def _pick(us: Any, spans: list[OffsetSpan], value: Any) -> Any:
-    """``value(span)`` of the last span whose start is not after ``us``."""
-    from pyspark.sql import functions as F
+def _pick(us: str, spans: list[OffsetSpan], values: list[str]) -> str:
+    """The value of the last span whose start is not after ``us``."""
+    if len(spans) == 1:
+        return values[0]
+    whens = " ".join(
+        f"WHEN {us} >= {span.start_us} THEN {value}"
+        for span, value in reversed(list(zip(spans[1:], values[1:], strict=True)))
+    )
+    return f"CASE {whens} ELSE {values[0]} END"
 
-    expr = F.lit(value(spans[0]))
-    for span in spans[1:]:
-        expr = F.when(us >= F.lit(span.start_us), F.lit(value(span))).otherwise(expr)
-    return expr
 
-
-def _timestamp_text(name: str, spans: list[OffsetSpan]) -> Any:
+def _timestamp_text(name: str, spans: list[OffsetSpan]) -> str:
     """``name`` as ``datetime.isoformat()`` writes it in the request's zone (NULL stays NULL)."""
-    from pyspark.sql import functions as F
-
-    us = F.unix_micros(F.col(name))
-    local = F.timestamp_micros(us + _pick(us, spans, lambda s: s.offset_us))
-    text = F.date_format(local, "yyyy-MM-dd'T'HH:mm:ss.SSSSSS")
+    us = f"unix_micros(`{name}`)"
+    offset = _pick(us, spans, [str(s.offset_us) for s in spans])
+    suffix = _pick(us, spans, [_lit(s.suffix) for s in spans])
+    text = f"date_format(timestamp_micros({us} + {offset}), \"yyyy-MM-dd'T'HH:mm:ss.SSSSSS\")"
     # isoformat() leaves out zero microseconds; the only '.' is the one before them.
-    return F.concat(F.replace(text, F.lit(".000000"), F.lit("")), _pick(us, spans, _suffix))
+    return f"concat(replace({text}, '.000000', ''), {suffix})"
 
 
-def _suffix(span: OffsetSpan) -> str:
-    return span.suffix
-
-
-def _cell(name: str, shape: str, spans: list[OffsetSpan]) -> Any:
+def _cell(name: str, shape: str, spans: list[OffsetSpan]) -> str:
     """One report column: text for CSV, JSON values for jsonl.gz, typed for Parquet."""
-    from pyspark.sql import functions as F
-
-    column = F.col(name)
+    column = f"`{name}`"
     if name in _TIMESTAMPS:
         return column if shape == "typed" else _timestamp_text(name, spans)
     if name == "record_type":
-        pairs = sorted(STATUS_RECORD_TYPE.items())
-        expr = F.when(F.col("status") == F.lit(pairs[0][0]), F.lit(pairs[0][1].report_name))
-        for status, record_type in pairs[1:]:
-            expr = expr.when(F.col("status") == F.lit(status), F.lit(record_type.report_name))
-        return expr
+        whens = " ".join(
+            f"WHEN {_lit(status)} THEN {_lit(kind.report_name)}"
+            for status, kind in sorted(STATUS_RECORD_TYPE.items())
+        )
+        return f"CASE status {whens} END"
     if name == "tags":
         if shape == "typed":
             return column
         if shape == "jsonl.gz":
-            return F.coalesce(column, F.array().cast("array<string>"))
-        return F.array_join(column, ";")
+            return "coalesce(tags, CAST(array() AS array<string>))"
+        return "array_join(tags, ';')"
     if name in ("rate", "cost"):
-        money = column.cast("decimal(18,6)")
-        return money if shape == "typed" else money.cast("string")
-    if name in ("parts", "media_size_bytes"):
-        return column if shape != "csv" and shape != "csv.gz" else column.cast("string")
+        money = f"CAST({column} AS decimal(18, 6))"
+        return money if shape == "typed" else f"CAST({money} AS string)"
+    if name in ("parts", "media_size_bytes") and shape in ("csv", "csv.gz"):
+        return f"CAST({column} AS string)"
     return column
 
 
-def _csv_cell(cell: Any) -> Any:
+def _csv_cell(cell: str) -> str:
     """A CSV cell as Python's ``csv`` module writes it: quoted only when it holds a comma,
     a quote, CR or LF, quotes doubled; NULL is an empty cell."""
-    from pyspark.sql import functions as F
-
-    quoted = F.concat(F.lit('"'), F.replace(cell, F.lit('"'), F.lit('""')), F.lit('"'))
-    return F.coalesce(F.when(cell.rlike('[,"\\r\\n]'), quoted).otherwise(cell), F.lit(""))
+    return (
+        f"coalesce(CASE WHEN {cell} RLIKE '[,\"\\r\\n]'"
+        f" THEN concat('\"', replace({cell}, '\"', '\"\"'), '\"') ELSE {cell} END, '')"
+    )
