@@ -106,17 +106,17 @@ def check_spark(master: str, timeout: float = 5.0) -> None:
         ) from None
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         raise SparkUnavailable("engine spark: no Java runtime found (install Java 17)")
-    for url in master.split(","):
-        parsed = urlparse(url if "://" in url else f"spark://{url}")
-        if not master.startswith("spark://"):
-            return  # local[...], yarn, k8s://: checked by Spark itself on first use
+    if not master.startswith("spark://"):
+        return  # local[...], yarn, k8s://: Spark checks them itself on first use
+    last = f"engine spark: no master in {master!r}"
+    for url in master.removeprefix("spark://").split(","):  # spark://a:7077,b:7077 (HA)
+        parsed = urlparse(f"spark://{url}")
         host, port = parsed.hostname or "", parsed.port or 7077
         try:
             with socket.create_connection((host, port), timeout=timeout):
                 return
         except OSError as exc:
-            problem = exc.strerror or str(exc)
-            last = f"engine spark: master {master} is not reachable ({problem})"
+            last = f"engine spark: master {master} is not reachable ({exc.strerror or exc})"
     raise SparkUnavailable(last)
 
 

@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import io
 import socket
+import sys
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -139,3 +140,16 @@ def test_spark_conf_setting_takes_key_value_pairs() -> None:
     with pytest.raises(SettingsError, match=r"--spark-conf: keys must start with 'spark\.'"):
         load_settings({"spark_conf": "executor.memory=2g"}, environ={})
     assert dataclasses.replace(settings, engine="auto").auto_spark_rows == 20_000_000
+
+
+def test_spark_without_pyspark_stops_start_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pyspark", None)  # as if it were not installed
+    result = CliRunner().invoke(
+        cli, ["worker", "--data-dir", str(tmp_path)], env={"MDR_ENGINE": "auto"}
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        "error: engine spark: pyspark is not installed (pip install 'mdr-reporting[spark]')"
+    ]
