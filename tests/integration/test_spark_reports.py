@@ -32,6 +32,7 @@ from tests.records import BASE, ndjson, record
 V2 = "/v2/legacy/reporting/batch_detail_records/messaging"
 
 
+@pytest.mark.timeout(900)  # a Spark job on a busy 2-core machine can take minutes
 def test_auto_sends_the_large_report_to_spark_and_shows_the_engine(
     spark_engine: SparkEngine, tmp_path: Path
 ) -> None:

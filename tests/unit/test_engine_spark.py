@@ -29,6 +29,8 @@ from tests.unit.reference_report import reference_csv
 from tests.unit.test_engine_reference import seeded_cases
 
 DUCKDB = DuckDBEngine(memory_limit="256MB", threads=2)
+# A Spark job on a busy 2-core machine can take minutes (the first one also starts executors).
+pytestmark = pytest.mark.timeout(900)
 
 
 def test_spark_csv_equals_reference_on_random_cases(
