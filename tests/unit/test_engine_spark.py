@@ -92,8 +92,9 @@ def test_compressed_formats_are_byte_identical_to_duckdb(
         duck = DUCKDB.build(job.query, job.snapshot, tmp_path / f"duck.{fmt}")
         ours = gzip.decompress(job.destination.read_bytes())
         assert ours == gzip.decompress((tmp_path / f"duck.{fmt}").read_bytes())
-        assert result.rows == duck.rows > 100
+        assert result.rows == duck.rows
         assert result.size_bytes == job.destination.stat().st_size
+    assert sum(r.rows for r in results) > 300
 
 
 def test_parquet_holds_the_duckdb_engines_rows_and_schema(
