@@ -122,6 +122,28 @@ def _secrets(value: Any) -> tuple[str, ...]:
     return found
 
 
+def _spark_conf(value: Any) -> tuple[tuple[str, str], ...]:
+    """``spark.*`` settings passed to the Spark session: a TOML table, or a string of
+    ``key=value`` pairs separated by ``;`` or new lines (values may hold spaces)."""
+    if isinstance(value, tuple):
+        return value
+    if isinstance(value, Mapping):
+        pairs = [(str(k), _str(v)) for k, v in value.items()]
+    else:
+        pairs = []
+        for item in _str(value).replace("\n", ";").split(";"):
+            if not item.strip():
+                continue
+            key, sep, text = item.partition("=")
+            if not sep:
+                raise ValueError(f"expected key=value, got {item.strip()!r}")
+            pairs.append((key.strip(), text.strip()))
+    for key, _ in pairs:
+        if not key.startswith("spark."):
+            raise ValueError(f"keys must start with 'spark.', got {key!r}")
+    return tuple(pairs)
+
+
 def _log_level(value: Any) -> str:
     return _choice("debug", "info", "warning", "error")(value)
 
@@ -140,8 +162,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("catalog_url", _url("sqlite", "postgresql"), None, "catalog database URL"),
     Setting("lake_url", _url("file", "s3"), None, "record lake URL"),
     Setting("files_url", _url("file", "s3"), None, "report file store URL"),
-    Setting("engine", _choice("duckdb", "spark"), "duckdb", "query engine"),
-    Setting("spark_master", _str, "local[2]", "Spark master URL when engine is spark"),
+    Setting("engine", _choice("duckdb", "spark", "auto"), "duckdb", "query engine"),
+    Setting("spark_master", _str, "local[2]", "Spark master URL when engine is spark or auto"),
+    Setting("spark_conf", _spark_conf, "", "extra Spark settings: 'spark.a=1;spark.b=x'"),
+    Setting(
+        "auto_spark_rows",
+        _int_range(0, 10**12),
+        20_000_000,
+        "engine auto: reports over more lake rows than this go to Spark",
+    ),
     Setting("signing_secret", _str, None, "secret for signed download links"),
     Setting(
         "signing_old_secrets",
@@ -195,6 +224,8 @@ class Settings:
     files_url: str
     engine: str
     spark_master: str
+    spark_conf: tuple[tuple[str, str], ...]
+    auto_spark_rows: int
     signing_secret: str
     signing_old_secrets: tuple[str, ...]
     host: str

@@ -208,3 +208,42 @@ def s3_bucket(s3_endpoint: str) -> str:
     name = "t-" + secrets.token_hex(6)
     httpx.put(f"{s3_endpoint}/{name}").raise_for_status()
     return name
+
+
+@pytest.fixture(scope="session")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A Spark standalone master and two one-core workers on free 127.0.0.1 ports, started
+    once per test session from the pip pyspark distribution (tests/spark_cluster.py)."""
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        if REQUIRE_SERVICES:
+            pytest.fail("MDR_TEST_REQUIRE_SERVICES=1 but pyspark is not installed")
+        pytest.skip("pyspark is not installed")
+    from tests.spark_cluster import SparkCluster, SparkClusterError
+
+    cluster = SparkCluster(tmp_path_factory.mktemp("spark-cluster"), workers=2)
+    try:
+        cluster.start()
+    except SparkClusterError as exc:
+        if REQUIRE_SERVICES:
+            pytest.fail(f"the Spark cluster did not start: {exc}")
+        pytest.skip(f"the Spark cluster did not start: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_engine(spark_cluster: object) -> Iterator[object]:
+    """The Spark engine connected to :func:`spark_cluster` (one session for the whole run)."""
+    from mdr_reporting.engines.spark import SparkEngine
+    from tests.spark_cluster import SparkCluster
+
+    assert isinstance(spark_cluster, SparkCluster)
+    engine = SparkEngine(spark_cluster.master_url, spark_cluster.client_conf())
+    try:
+        yield engine
+    finally:
+        engine.close()

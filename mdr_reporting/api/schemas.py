@@ -213,6 +213,9 @@ class _ResponseExtensions(_Strict):
     accounts: list[str] = Field(description="Every account whose records the report covers")
     error: str | None
     warnings: list[str]
+    engine: str | None = Field(
+        description="The engine that built the report (duckdb or spark); null until built"
+    )
 
 
 class V1Request(_ResponseExtensions):

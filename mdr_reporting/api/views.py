@@ -30,6 +30,7 @@ def _extensions(state: RequestState) -> dict[str, Any]:
         "accounts": list(state.accounts),
         "error": state.error,
         "warnings": list(state.warnings),
+        "engine": state.engine,
     }
 
 

@@ -191,9 +191,18 @@ class JobQueue:
     # -- outcomes -------------------------------------------------------------------------
 
     def complete(
-        self, request_id: str, owner: str, *, file_key: str, record_count: int, size_bytes: int
+        self,
+        request_id: str,
+        owner: str,
+        *,
+        file_key: str,
+        record_count: int,
+        size_bytes: int,
+        engine: str | None = None,
     ) -> bool:
-        """Mark the request Complete; False when the lease was lost (the file is not used)."""
+        """Mark the request Complete; False when the lease was lost (the file is not used).
+
+        ``engine`` names the engine that built the file (shown on the request)."""
         now = self._now()
         with self.catalog.transaction() as db:
             done = db.execute(
@@ -204,6 +213,7 @@ class JobQueue:
                     file_key=file_key,
                     record_count=record_count,
                     size_bytes=size_bytes,
+                    engine=engine,
                     progress=1.0,
                     error=None,
                     completed_at=now,

@@ -113,6 +113,7 @@ requests = Table(
     Column("expires_at", UTCDateTime, nullable=True),
     Column("progress", Float, nullable=False, default=0.0),
     Column("error", Text, nullable=True),
+    Column("engine", String(16), nullable=True),  # the engine that built it (duckdb, spark)
     # the job columns: the request row is the job
     Column("attempts", Integer, nullable=False, default=0),
     Column("lease_owner", String(128), nullable=True),

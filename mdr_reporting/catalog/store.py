@@ -446,6 +446,7 @@ class Catalog:
             "expires_at": state.expires_at,
             "progress": state.progress,
             "error": state.error,
+            "engine": state.engine,
             "attempts": state.attempts,
             "created_at": state.created_at,
             "updated_at": state.updated_at,
@@ -488,4 +489,5 @@ class Catalog:
             warnings=tuple(json.loads(row["warnings"])),
             attempts=int(row["attempts"]),
             file_key=row["file_key"],
+            engine=row["engine"],
         )

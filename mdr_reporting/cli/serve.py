@@ -20,7 +20,7 @@ from mdr_reporting.cli.admin import lake_in_catalog, open_catalog, open_files, o
 from mdr_reporting.cli.common import configure_logging, fail, load, settings_options
 from mdr_reporting.files import LinkSigner
 from mdr_reporting.settings import Settings
-from mdr_reporting.worker import Background, ReportBuilder, report_builder
+from mdr_reporting.worker import Background, EngineUnavailable, ReportBuilder, report_builder
 
 __all__ = ["build_services", "demo", "demo_lines", "download_line", "run_server", "serve"]
 
@@ -88,6 +88,11 @@ def run_server(
     default the engine of the settings) and the expiry sweeper run in this process.
     """
     _check_port_free(settings.host, settings.port)
+    if settings.with_worker and builder is None:
+        try:  # before serving: a missing or unreachable engine stops start-up
+            builder = report_builder(settings, services.lake)
+        except EngineUnavailable as exc:
+            fail(str(exc))
     app = create_app(services)
     config = uvicorn.Config(
         app,
@@ -119,7 +124,7 @@ def run_server(
             settings,
             services.catalog,
             services.files,
-            builder or report_builder(settings, services.lake),
+            builder,
         )
         background.start()
         if background.worker is not None:

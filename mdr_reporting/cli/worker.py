@@ -11,7 +11,7 @@ import click
 
 from mdr_reporting.cli.admin import lake_in_catalog, open_catalog, open_files, open_record_lake
 from mdr_reporting.cli.common import configure_logging, fail, load, settings_options
-from mdr_reporting.worker import Background, report_builder
+from mdr_reporting.worker import Background, EngineUnavailable, report_builder
 
 __all__ = ["worker"]
 
@@ -33,9 +33,10 @@ def worker(concurrency: int | None, **flags: Any) -> None:
     # before a lake whose manifest lives in it.
     lake = None if lake_in_catalog(settings) else open_record_lake(settings)
     catalog = open_catalog(settings)
-    builder = report_builder(settings, lake or open_record_lake(settings))
-    if builder is None:
-        fail(f"no {settings.engine} report engine is installed: this worker cannot build reports")
+    try:
+        builder = report_builder(settings, lake or open_record_lake(settings))
+    except EngineUnavailable as exc:
+        fail(str(exc))
     stop = threading.Event()
 
     def on_signal(_signum: int, _frame: FrameType | None) -> None:

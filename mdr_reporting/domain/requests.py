@@ -109,6 +109,7 @@ class RequestState:
     warnings: tuple[str, ...] = ()
     attempts: int = 0
     file_key: str | None = None
+    engine: str | None = None  # the engine that built the report (MDR_ENGINE=auto chooses)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def as_of(self, now: datetime) -> RequestState:

@@ -16,7 +16,7 @@ import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -41,7 +41,7 @@ from mdr_reporting.engines.base import (
     SnapshotFileMissing,
 )
 from mdr_reporting.engines.duckdb_sql import Shape, day_statement
-from mdr_reporting.engines.lakefiles import FOLD_FUNCTION, has_folded_numbers
+from mdr_reporting.engines.lakefiles import FOLD_FUNCTION, has_folded_numbers, timestamp_range
 from mdr_reporting.engines.outputs import Assembler, assembler_for
 from mdr_reporting.lake.base import Snapshot
 
@@ -49,8 +49,6 @@ __all__ = ["DuckDBEngine"]
 
 log = logging.getLogger("mdr.engine")
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TIMESTAMP_COLUMNS = ("created_at", "sent_at", "completed_at")
 _COPY_OPTIONS = {
     # RFC 4180 with CRLF; COMMENT '' stops DuckDB quoting cells that contain '#'.
     "csv": "FORMAT csv, HEADER false, NEW_LINE '\\r\\n', COMMENT ''",
@@ -64,41 +62,6 @@ _SHAPES: dict[str, Shape] = {
     "jsonl.gz": "json",
     "parquet": "typed",
 }
-
-
-def _epoch_us(value: Any) -> int | None:
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return (aware - _EPOCH) // _ONE_US
-    return None
-
-
-_ONE_US = datetime.resolution
-
-
-def _timestamp_range(files: tuple[str, ...]) -> tuple[int, int] | None:
-    """Smallest and largest timestamp of the files, from Parquet statistics (no data read)."""
-    low: int | None = None
-    high: int | None = None
-    for path in files:
-        meta = pq.read_metadata(path)
-        names = meta.schema.names
-        for group in range(meta.num_row_groups):
-            row_group = meta.row_group(group)
-            for name in _TIMESTAMP_COLUMNS:
-                stats = row_group.column(names.index(name)).statistics
-                if stats is None or not stats.has_min_max:
-                    if stats is not None and stats.null_count == row_group.num_rows:
-                        continue
-                    return None
-                first, last = _epoch_us(stats.min), _epoch_us(stats.max)
-                if first is None or last is None:
-                    return None
-                low = first if low is None else min(low, first)
-                high = last if high is None else max(high, last)
-    if low is None or high is None:
-        return None
-    return low, high
 
 
 # Offsets are looked up day by day over a file's timestamp range; past this range (a
@@ -342,7 +305,7 @@ class _Days:
     def _day_copy(
         self, index: int, cursor: duckdb.DuckDBPyConnection, files: tuple[str, ...], target: str
     ) -> Any:
-        low, high = _timestamp_range(files) or _scanned_range(cursor, files)
+        low, high = timestamp_range(files) or _scanned_range(cursor, files)
         if high - low > _SPAN_RANGE_US:  # a few far-off times: spans around the days held only
             spans = _occupied_spans(cursor, files, self.zone)
         else:

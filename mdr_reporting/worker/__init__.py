@@ -5,7 +5,12 @@ has a fake one that writes real files.
 """
 
 from mdr_reporting.worker.builder import BuildCancelled, BuildResult, ReportBuilder
-from mdr_reporting.worker.runtime import Background, job_queue, report_builder
+from mdr_reporting.worker.runtime import (
+    Background,
+    EngineUnavailable,
+    job_queue,
+    report_builder,
+)
 from mdr_reporting.worker.sweeper import Sweeper, SweepResult
 from mdr_reporting.worker.worker import Worker, new_worker_id
 
@@ -13,6 +18,7 @@ __all__ = [
     "Background",
     "BuildCancelled",
     "BuildResult",
+    "EngineUnavailable",
     "ReportBuilder",
     "SweepResult",
     "Sweeper",

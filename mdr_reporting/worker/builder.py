@@ -19,6 +19,7 @@ class BuildCancelled(Exception):
 @dataclass(frozen=True)
 class BuildResult:
     record_count: int
+    engine: str | None = None  # which engine built it, recorded on the request
 
 
 class ReportBuilder(Protocol):

@@ -20,7 +20,7 @@ from mdr_reporting.worker.lake_builder import LakeReportBuilder
 from mdr_reporting.worker.sweeper import Sweeper
 from mdr_reporting.worker.worker import Worker
 
-__all__ = ["Background", "job_queue", "report_builder"]
+__all__ = ["Background", "EngineUnavailable", "job_queue", "report_builder"]
 
 log = logging.getLogger("mdr.worker")
 
@@ -37,15 +37,34 @@ def job_queue(settings: Settings, catalog: Catalog) -> JobQueue:
     )
 
 
-def report_builder(settings: Settings, lake: Lake | None = None) -> ReportBuilder | None:
-    """The builder for ``settings.engine`` over the settings' lake; None for an engine this
-    build does not have yet (Spark comes with the scale-out work)."""
-    if settings.engine != "duckdb":
-        log.warning("no %s report engine is installed in this build", settings.engine)
-        return None
+class EngineUnavailable(Exception):
+    """The configured engine cannot run here; the message is one line for start-up."""
+
+
+def report_builder(settings: Settings, lake: Lake | None = None) -> ReportBuilder:
+    """The builder for ``settings.engine`` over the settings' lake.
+
+    ``spark`` and ``auto`` check at once that pyspark is installed and the master
+    answers, and raise :class:`EngineUnavailable` (one line) when not, so that
+    start-up stops instead of serving without a worker.
+    """
     from mdr_reporting.engines.duckdb import DuckDBEngine
 
-    return LakeReportBuilder(lake or open_lake(settings.lake_url, settings), DuckDBEngine())
+    lake = lake or open_lake(settings.lake_url, settings)
+    if settings.engine == "duckdb":
+        return LakeReportBuilder(lake, DuckDBEngine())
+    from mdr_reporting.engines.spark import SparkEngine, SparkUnavailable, check_spark
+
+    try:
+        check_spark(settings.spark_master)
+    except SparkUnavailable as exc:
+        raise EngineUnavailable(str(exc)) from None
+    spark = SparkEngine(settings.spark_master, dict(settings.spark_conf))
+    if settings.engine == "spark":
+        return LakeReportBuilder(lake, spark, name="spark")
+    return LakeReportBuilder(
+        lake, DuckDBEngine(), large=("spark", spark), large_rows=settings.auto_spark_rows
+    )
 
 
 class Background:

@@ -232,6 +232,7 @@ class Worker:
                     file_key=key,
                     record_count=result.record_count,
                     size_bytes=size,
+                    engine=result.engine,
                 )
                 if not done:  # deleted (or taken over) between the build and now
                     self.files.delete(key)

@@ -140,19 +140,16 @@ def _restriction(rng: random.Random, values: tuple[str, ...]) -> tuple[str, ...]
     return tuple(rng.sample(values, rng.randint(1, 2)))
 
 
-@st.composite
-def cases(draw: st.DrawFn) -> Case:
-    """Hypothesis picks the seed, zone and anchor; a seeded generator makes the rest."""
-    seed = draw(st.integers(0, 2**64))
+def make_case(seed: int, anchor: datetime, zone: str) -> Case:
+    """The case a seed, an anchor and a zone make (a seeded generator makes the rest)."""
     rng = random.Random(seed)
-    anchor = draw(st.sampled_from(transition_anchors()))
     messages = records(rng, anchor, 0 if rng.random() < 0.03 else rng.randint(1, 150))
     created = sorted({versions[0]["created_at"] for versions in messages})
     start, end = _window(rng, created, anchor)
     request = ReportRequest(
         start_time=start,
         end_time=end,
-        timezone=draw(st.sampled_from(ZONES)),
+        timezone=zone,
         directions=_some_or_all(rng, tuple(Direction)),
         record_types=_some_or_all(rng, tuple(RecordType)),
         connections=_restriction(rng, ("1001", "1002", "conn-x", "9")),
@@ -162,6 +159,24 @@ def cases(draw: st.DrawFn) -> Case:
     )
     accounts = _some_or_all(rng, ("acc-1", "acc-2", "acc-3", "acc-9"))
     return Case(seed, random.Random(rng.random()), request, accounts, messages)
+
+
+def seeded_cases(count: int, seed: int) -> list[Case]:
+    """``count`` cases without Hypothesis, for engines that build many reports per job."""
+    rng = random.Random(seed)
+    anchors = transition_anchors()
+    return [
+        make_case(rng.randrange(2**64), rng.choice(anchors), rng.choice(ZONES))
+        for _ in range(count)
+    ]
+
+
+@st.composite
+def cases(draw: st.DrawFn) -> Case:
+    """Hypothesis picks the seed, zone and anchor; a seeded generator makes the rest."""
+    seed = draw(st.integers(0, 2**64))
+    anchor = draw(st.sampled_from(transition_anchors()))
+    return make_case(seed, anchor, draw(st.sampled_from(ZONES)))
 
 
 @settings(
