@@ -33,7 +33,23 @@ DEPLOYMENTS: list[dict[str, Any]] = [
     {"id": "postgresql", "catalog": "postgresql", "workers": 0},
     {"id": "postgresql-split", "catalog": "postgresql", "workers": 1},
     {"id": "s3-postgresql", "catalog": "postgresql", "workers": 0, "env_fixture": "s3_env"},
+    # Spark reads the lake from a folder its executors share (this machine's disk); a real
+    # cluster reads s3a:// with the hadoop-aws jars, which cannot be installed here.
+    {"id": "spark-postgresql", "catalog": "postgresql", "workers": 0, "env_fixture": "spark_env"},
 ]
+
+
+@pytest.fixture
+def spark_env(spark_cluster: Any, s3_env: dict[str, str]) -> dict[str, str]:
+    """The Spark engine on the test session's standalone cluster, report files on S3."""
+    conf = ";".join(f"{k}={v}" for k, v in spark_cluster.client_conf().items())
+    return {
+        "MDR_ENGINE": "spark",
+        "MDR_SPARK_MASTER": spark_cluster.master_url,
+        "MDR_SPARK_CONF": conf,
+        "MDR_FILES_URL": s3_env["MDR_FILES_URL"],
+        "MDR_S3_ENDPOINT_URL": s3_env["MDR_S3_ENDPOINT_URL"],
+    }
 
 
 @pytest.fixture
