@@ -16,26 +16,13 @@ from mdr_reporting.domain.enums import STATUS_RECORD_TYPE
 from mdr_reporting.domain.query import AnyOf, NumberMatch, ReportQuery, TagMatch
 from mdr_reporting.domain.records import FOLDED_COLUMNS, RECORD_COLUMNS
 from mdr_reporting.domain.zones import OffsetSpan
-from mdr_reporting.engines.lakefiles import FOLD_FUNCTION
+from mdr_reporting.engines.lakefiles import CRITERIA_COLUMNS, FOLD_FUNCTION, TIMESTAMP_COLUMNS
 
 __all__ = ["Shape", "Statement", "day_statement"]
 
 Shape = Literal["text", "json", "typed"]
 """``text``: CSV cells; ``json``: JSON values; ``typed``: Parquet columns."""
 
-_TIMESTAMPS = ("created_at", "sent_at", "completed_at")
-_CRITERIA_COLUMNS = (
-    "id",
-    "created_at",
-    "updated_at",
-    "direction",
-    "status",
-    "connection_id",
-    "profile_id",
-    "tags",
-    "cli",
-    "cld",
-)
 _MATCH_SQL = {"contains": "contains", "starts_with": "starts_with", "ends_with": "ends_with"}
 
 
@@ -91,7 +78,7 @@ def _record_type(stmt: Statement) -> str:
 def _columns(stmt: Statement, query: ReportQuery, spans: list[OffsetSpan], shape: Shape) -> str:
     out: list[str] = []
     for name in query.columns:
-        if name in _TIMESTAMPS:
+        if name in TIMESTAMP_COLUMNS:
             expr = name if shape == "typed" else _timestamp_text(stmt, spans, name)
         elif name == "record_type":
             expr = _record_type(stmt)
@@ -120,7 +107,7 @@ def _scanned(query: ReportQuery) -> str:
     A materialized scope keeps what it selects, so ``message_body`` is left out
     when the report does not show it.
     """
-    needed = {*query.columns, *_CRITERIA_COLUMNS} - {"record_type"}
+    needed = {*query.columns, *CRITERIA_COLUMNS} - {"record_type"}
     return ", ".join(name for name in RECORD_COLUMNS if name in needed)
 
 

@@ -10,10 +10,30 @@ import pyarrow.parquet as pq
 
 from mdr_reporting.domain.records import FOLDED_COLUMNS
 
-__all__ = ["FOLD_FUNCTION", "has_folded_numbers", "metadata_rows", "timestamp_range"]
+__all__ = [
+    "CRITERIA_COLUMNS",
+    "FOLD_FUNCTION",
+    "TIMESTAMP_COLUMNS",
+    "has_folded_numbers",
+    "metadata_rows",
+    "timestamp_range",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TIMESTAMP_COLUMNS = ("created_at", "sent_at", "completed_at")
+TIMESTAMP_COLUMNS = ("created_at", "sent_at", "completed_at")
+CRITERIA_COLUMNS = (
+    "id",
+    "created_at",
+    "updated_at",
+    "direction",
+    "status",
+    "connection_id",
+    "profile_id",
+    "tags",
+    "cli",
+    "cld",
+)
+"""The columns a report's criteria and latest-version rule read, whatever it shows."""
 
 FOLD_FUNCTION = "mdr_fold_number"
 """The name engines register the domain's ``fold_numbers`` under, for files without
@@ -50,7 +70,7 @@ def timestamp_range(files: Iterable[str]) -> tuple[int, int] | None:
         names = meta.schema.names
         for group in range(meta.num_row_groups):
             row_group = meta.row_group(group)
-            for name in _TIMESTAMP_COLUMNS:
+            for name in TIMESTAMP_COLUMNS:
                 stats = row_group.column(names.index(name)).statistics
                 if stats is None or not stats.has_min_max:
                     if stats is not None and stats.null_count == row_group.num_rows:

@@ -55,7 +55,12 @@ from mdr_reporting.engines.base import (
     ProgressCallback,
     SnapshotFileMissing,
 )
-from mdr_reporting.engines.lakefiles import has_folded_numbers, timestamp_range
+from mdr_reporting.engines.lakefiles import (
+    CRITERIA_COLUMNS,
+    TIMESTAMP_COLUMNS,
+    has_folded_numbers,
+    timestamp_range,
+)
 from mdr_reporting.engines.outputs import assembler_for
 from mdr_reporting.lake.base import Snapshot
 
@@ -63,22 +68,11 @@ __all__ = ["SparkEngine", "SparkUnavailable", "check_spark"]
 
 log = logging.getLogger("mdr.engine")
 
-_TIMESTAMPS = ("created_at", "sent_at", "completed_at")
-_CRITERIA_COLUMNS = (
-    "id",
-    "created_at",
-    "updated_at",
-    "direction",
-    "status",
-    "connection_id",
-    "profile_id",
-    "tags",
-    "cli",
-    "cld",
-)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Cells that never hold a comma, quote, CR or LF: no quoting test.
-_PLAIN_CELLS = frozenset({*_TIMESTAMPS, "record_type", "parts", "rate", "cost", "media_size_bytes"})
+_PLAIN_CELLS = frozenset(
+    {*TIMESTAMP_COLUMNS, "record_type", "parts", "rate", "cost", "media_size_bytes"}
+)
 _EXTENSIONS = {"csv": ".txt", "csv.gz": ".txt.gz", "jsonl.gz": ".txt.gz", "parquet": ".parquet"}
 DEFAULT_CONF: Mapping[str, str] = {
     "spark.app.name": "mdr-reporting",
@@ -359,7 +353,7 @@ class _Range:
 
         query = self.plan.job.query
         folded = query.where is None or has_folded_numbers(self.files)
-        needed = {*query.columns, *_CRITERIA_COLUMNS, "account_id"} - {"record_type"}
+        needed = {*query.columns, *CRITERIA_COLUMNS, "account_id"} - {"record_type"}
         if folded and query.where is not None:
             needed |= set(FOLDED_COLUMNS.values())
         schema = _spark_schema([f for f in LAKE_SCHEMA if f.name in needed])
@@ -439,9 +433,11 @@ class _Range:
         """The zone's offsets over the files' timestamps (from statistics, else a scan)."""
         found = timestamp_range(self.files)
         if found is None:
-            stamps = ", ".join(f"unix_micros({name})" for name in _TIMESTAMPS)
+            stamps = ", ".join(f"unix_micros({name})" for name in TIMESTAMP_COLUMNS)
             low, high = (
-                spark.read.schema(_spark_schema([f for f in LAKE_SCHEMA if f.name in _TIMESTAMPS]))
+                spark.read.schema(
+                    _spark_schema([f for f in LAKE_SCHEMA if f.name in TIMESTAMP_COLUMNS])
+                )
                 .parquet(*self.files)
                 .selectExpr(f"min(least({stamps}))", f"max(greatest({stamps}))")
                 .first()
@@ -536,7 +532,7 @@ def _timestamp_text(name: str, spans: list[OffsetSpan]) -> str:
 def _cell(name: str, shape: str, spans: list[OffsetSpan]) -> str:
     """One report column: text for CSV, JSON values for jsonl.gz, typed for Parquet."""
     column = f"`{name}`"
-    if name in _TIMESTAMPS:
+    if name in TIMESTAMP_COLUMNS:
         return column if shape == "typed" else _timestamp_text(name, spans)
     if name == "record_type":
         whens = " ".join(

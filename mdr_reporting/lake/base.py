@@ -133,9 +133,12 @@ class LakeWriter(abc.ABC):
 class Lake(abc.ABC):
     """Append-only record store with atomic, durable batches and latest-version-wins reads."""
 
-    @abc.abstractmethod
     def append(self, batch: pa.Table) -> AppendResult:
-        """Store a validated batch (RECORD_SCHEMA) atomically and durably."""
+        """Store a validated batch (RECORD_SCHEMA) atomically and durably: a one-batch
+        transaction."""
+        with self.writer() as writer:
+            writer.add(batch)
+            return writer.commit()
 
     @abc.abstractmethod
     def writer(self) -> AbstractContextManager[LakeWriter]:

@@ -127,11 +127,6 @@ class LocalLake(Lake):
                 raise
             writer.abort()  # a no-op after commit
 
-    def append(self, batch: pa.Table) -> AppendResult:
-        with self.writer() as writer:
-            writer.add(batch)
-            return writer.commit()
-
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
         with (self.root / "_lock").open("a") as handle:

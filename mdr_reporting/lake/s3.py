@@ -50,7 +50,6 @@ from sqlalchemy.engine import Connection
 from mdr_reporting.catalog.schema import lake_days, lake_files, lake_leases
 from mdr_reporting.catalog.store import make_engine
 from mdr_reporting.lake.base import (
-    AppendResult,
     CompactResult,
     DayStats,
     Lake,
@@ -272,11 +271,6 @@ class S3Lake(Lake):
             writer.abort()
             raise
         writer.abort()  # a no-op after commit
-
-    def append(self, batch: pa.Table) -> AppendResult:
-        with self.writer() as writer:
-            writer.add(batch)
-            return writer.commit()
 
     # -- reading ------------------------------------------------------------------------
 
