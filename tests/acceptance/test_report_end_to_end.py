@@ -32,9 +32,11 @@ DEPLOYMENTS: list[dict[str, Any]] = [
     {"id": "sqlite", "catalog": "sqlite", "workers": 0},
     {"id": "postgresql", "catalog": "postgresql", "workers": 0},
     {"id": "postgresql-split", "catalog": "postgresql", "workers": 1},
+    {"id": "s3-sqlite", "catalog": "sqlite", "workers": 0, "env_fixture": "s3_env"},
     {"id": "s3-postgresql", "catalog": "postgresql", "workers": 0, "env_fixture": "s3_env"},
     # Spark reads the lake from a folder its executors share (this machine's disk); a real
     # cluster reads s3a:// with the hadoop-aws jars, which cannot be installed here.
+    {"id": "spark-sqlite", "catalog": "sqlite", "workers": 0, "env_fixture": "spark_env"},
     {"id": "spark-postgresql", "catalog": "postgresql", "workers": 0, "env_fixture": "spark_env"},
 ]
 
