@@ -22,7 +22,14 @@ from obstore.store import S3Store
 if TYPE_CHECKING:
     from mdr_reporting.settings import Settings
 
-__all__ = ["S3Location", "S3Reader", "check_reachable", "connect", "one_line"]
+__all__ = [
+    "S3Location",
+    "S3Reader",
+    "check_reachable",
+    "connect",
+    "endpoint_and_region",
+    "one_line",
+]
 
 _CODE = re.compile(r"<Code>(\w+)</Code>")
 
@@ -57,8 +64,9 @@ class S3Location:
         return url[len(head) :]
 
 
-def connect(location: S3Location) -> S3Store:
-    """A store rooted at the location's prefix; plain http only for an explicit endpoint."""
+def endpoint_and_region(location: S3Location) -> tuple[str | None, str]:
+    """Where the location's bucket is: the settings, else the standard AWS variables
+    (no endpoint means AWS itself; the region defaults to us-east-1)."""
     endpoint = (
         location.endpoint_url
         or os.environ.get("AWS_ENDPOINT_URL_S3")
@@ -70,6 +78,12 @@ def connect(location: S3Location) -> S3Store:
         or os.environ.get("AWS_DEFAULT_REGION")
         or "us-east-1"
     )
+    return endpoint, region
+
+
+def connect(location: S3Location) -> S3Store:
+    """A store rooted at the location's prefix; plain http only for an explicit endpoint."""
+    endpoint, region = endpoint_and_region(location)
     config: dict[str, Any] = {"region": region}
     if endpoint:
         config["endpoint"] = endpoint

@@ -1,9 +1,17 @@
-"""What engines read from the lake files' Parquet metadata, before reading any data."""
+"""What engines read from the lake files' Parquet metadata, before reading any data.
+
+A file is a local path or, on an S3 lake, an ``s3://`` URL read through the snapshot's
+``open`` (ranged GETs of the footer only, :class:`mdr_reporting.objectstore.S3Reader`).
+Object keys are never reused, so footers of URLs are cached per process.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterable
 from datetime import UTC, datetime
+from io import IOBase
 from typing import Any
 
 import pyarrow.parquet as pq
@@ -14,10 +22,41 @@ __all__ = [
     "CRITERIA_COLUMNS",
     "FOLD_FUNCTION",
     "TIMESTAMP_COLUMNS",
+    "Opener",
+    "footer",
     "has_folded_numbers",
     "metadata_rows",
     "timestamp_range",
 ]
+
+Opener = Callable[[str], IOBase]
+"""Opens a lake file that is not a local path (an ``s3://`` URL) for ranged reads."""
+
+_FOOTERS: OrderedDict[str, pq.FileMetaData] = OrderedDict()
+_FOOTERS_LOCK = threading.Lock()
+FOOTER_CACHE_ENTRIES = 4096
+
+
+def footer(path: str, opener: Opener | None = None) -> pq.FileMetaData:
+    """The Parquet footer of a local ``path``, or of an object URL through ``opener``
+    (cached: an object's key names one content forever)."""
+    if "://" not in path:
+        return pq.read_metadata(path)
+    with _FOOTERS_LOCK:
+        found = _FOOTERS.get(path)
+        if found is not None:
+            _FOOTERS.move_to_end(path)
+            return found
+    if opener is None:
+        raise ValueError(f"no way to open {path!r}: the snapshot of an object lake gives one")
+    with opener(path) as handle:
+        meta = pq.read_metadata(handle)
+    with _FOOTERS_LOCK:
+        _FOOTERS[path] = meta
+        while len(_FOOTERS) > FOOTER_CACHE_ENTRIES:
+            _FOOTERS.popitem(last=False)
+    return meta
+
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 TIMESTAMP_COLUMNS = ("created_at", "sent_at", "completed_at")
@@ -40,15 +79,37 @@ FOLD_FUNCTION = "mdr_fold_number"
 the folded columns (written before the lake stored them; ``mdr lake compact`` adds them)."""
 
 
-def has_folded_numbers(files: Iterable[str]) -> bool:
+def has_folded_numbers(files: Iterable[str], opener: Opener | None = None) -> bool:
     """Whether every file holds ``cli_folded`` and ``cld_folded``."""
     wanted = set(FOLDED_COLUMNS.values())
-    return all(wanted <= set(pq.read_schema(path).names) for path in files)
+    return all(wanted <= set(footer(path, opener).schema.names) for path in files)
 
 
-def metadata_rows(files: Iterable[str]) -> int:
-    """The rows the files hold, from their footers (no data read)."""
-    return sum(pq.read_metadata(path).num_rows for path in files)
+def metadata_rows(
+    files: Iterable[str],
+    opener: Opener | None = None,
+    *,
+    accounts: Collection[str] | None = None,
+) -> int:
+    """The rows the files hold, from their footers (no data read); with ``accounts``, only
+    the rows of row groups whose ``account_id`` statistics may hold one of them (lake
+    files are sorted by account, so a group holds one account or a few neighbours)."""
+    total = 0
+    for path in files:
+        meta = footer(path, opener)
+        if accounts is None:
+            total += meta.num_rows
+            continue
+        names = meta.schema.names
+        column = names.index("account_id") if "account_id" in names else None
+        for group in range(meta.num_row_groups):
+            row_group = meta.row_group(group)
+            stats = row_group.column(column).statistics if column is not None else None
+            if stats is None or not stats.has_min_max:
+                total += row_group.num_rows  # no statistics: count the group
+            elif any(stats.min <= account <= stats.max for account in accounts):
+                total += row_group.num_rows
+    return total
 
 
 def _epoch_us(value: Any) -> int | None:
@@ -61,12 +122,12 @@ def _epoch_us(value: Any) -> int | None:
 _ONE_US = datetime.resolution
 
 
-def timestamp_range(files: Iterable[str]) -> tuple[int, int] | None:
+def timestamp_range(files: Iterable[str], opener: Opener | None = None) -> tuple[int, int] | None:
     """Smallest and largest timestamp of the files, from Parquet statistics (no data read)."""
     low: int | None = None
     high: int | None = None
     for path in files:
-        meta = pq.read_metadata(path)
+        meta = footer(path, opener)
         names = meta.schema.names
         for group in range(meta.num_row_groups):
             row_group = meta.row_group(group)

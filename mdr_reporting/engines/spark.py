@@ -19,9 +19,16 @@ What that takes (each learned the hard way, see issue 11):
   each day's part in day order into one file (``outputs``).  Several reports
   can share that job (:meth:`SparkEngine.build_many`): the key is (report, day).
 
-Executors read the lake's paths and write the parts into the build folder, so
-both must be on a filesystem the cluster shares (a shared folder, or s3a:// with
-the hadoop-aws jars and ``fs.s3a.*`` settings passed through ``spark_conf``).
+Executors read the lake's paths and write the parts into the build folder, so the
+build folder must be on a filesystem the cluster shares.  A local lake is read from
+its folder (shared too); an S3 lake's ``s3://`` objects are read as ``s3a://`` URIs,
+which needs the hadoop-aws jar and the AWS SDK bundle on the driver and executors
+(docs/deploy.md).  The ``fs.s3a.*`` endpoint, path-style, region and credential
+settings come from the lake's S3 settings (:func:`s3a_conf`) unless the Spark conf
+sets them; a cluster without the jar fails the build with one line naming it.
+
+A build runs its Spark jobs in a job group of its own; a watcher thread polls the
+request's cancellation and cancels the group, so a DELETE stops a running job.
 """
 
 from __future__ import annotations
@@ -63,8 +70,9 @@ from mdr_reporting.engines.lakefiles import (
 )
 from mdr_reporting.engines.outputs import assembler_for
 from mdr_reporting.lake.base import Snapshot
+from mdr_reporting.objectstore import S3Location, endpoint_and_region
 
-__all__ = ["SparkEngine", "SparkUnavailable", "check_spark"]
+__all__ = ["SparkEngine", "SparkUnavailable", "check_spark", "s3a_conf", "spark_path"]
 
 log = logging.getLogger("mdr.engine")
 
@@ -85,8 +93,54 @@ DEFAULT_CONF: Mapping[str, str] = {
 }
 
 
+S3A_FILESYSTEM = "org.apache.hadoop.fs.s3a.S3AFileSystem"
+_S3A = "spark.hadoop.fs.s3a."
+_CREDENTIAL_KEYS = tuple(
+    _S3A + key for key in ("access.key", "secret.key", "session.token", "aws.credentials.provider")
+)
+CANCEL_POLL_SECONDS = 0.5
+
+
 class SparkUnavailable(EngineError):
     """pyspark is missing or the master does not answer; the message is one line."""
+
+
+def spark_path(path: str) -> str:
+    """The URI Spark reads a lake file from: ``s3://bucket/key`` is ``s3a://bucket/key``
+    (Hadoop's S3A connector); a local path stays as is."""
+    return "s3a://" + path.removeprefix("s3://") if path.startswith("s3://") else path
+
+
+def s3a_conf(
+    location: S3Location, user: Mapping[str, str], environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The ``spark.hadoop.fs.s3a.*`` settings for a lake at ``location``, from the same
+    settings and AWS variables the service itself uses, except those ``user`` (the
+    deployment's Spark conf) sets; credentials only when it sets none of them.
+
+    An explicit endpoint (MinIO, moto) gets path-style access and, for ``http://``, no
+    TLS.  Static keys from ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` (and
+    ``AWS_SESSION_TOKEN``) are passed so executors on other hosts can use them
+    (Spark's default ``spark.redaction.regex`` hides them in the UI and logs); without
+    them S3A's default chain (instance or task role) applies.
+    """
+    env = os.environ if environ is None else environ
+    endpoint, region = endpoint_and_region(location)
+    found: dict[str, str] = {_S3A + "endpoint.region": region}
+    if endpoint:
+        found[_S3A + "endpoint"] = endpoint
+        found[_S3A + "path.style.access"] = "true"
+        found[_S3A + "connection.ssl.enabled"] = str(endpoint.startswith("https://")).lower()
+    key, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
+    if key and secret and not any(k in user for k in _CREDENTIAL_KEYS):
+        found[_S3A + "access.key"] = key
+        found[_S3A + "secret.key"] = secret
+        token = env.get("AWS_SESSION_TOKEN")
+        if token:
+            found[_S3A + "session.token"] = token
+        provider = "TemporaryAWSCredentialsProvider" if token else "SimpleAWSCredentialsProvider"
+        found[_S3A + "aws.credentials.provider"] = f"org.apache.hadoop.fs.s3a.{provider}"
+    return {k: v for k, v in found.items() if k not in user}
 
 
 def check_spark(master: str, timeout: float = 5.0) -> None:
@@ -126,7 +180,9 @@ class Job:
 class SparkEngine(Engine):
     """Builds reports on a Spark cluster; one SparkSession per process, made on first use.
 
-    ``conf`` is passed to the session as is (``spark.*`` keys), over :data:`DEFAULT_CONF`.
+    ``conf`` is passed to the session as is (``spark.*`` keys), over :data:`DEFAULT_CONF`
+    and, for a lake on S3 (``s3``: its location), the ``fs.s3a.*`` settings of
+    :func:`s3a_conf` that ``conf`` does not set.
     """
 
     _session_lock = threading.Lock()
@@ -137,11 +193,17 @@ class SparkEngine(Engine):
         conf: Mapping[str, str] | None = None,
         *,
         days_per_job: int = 31,
+        s3: S3Location | None = None,
+        cancel_poll_seconds: float = CANCEL_POLL_SECONDS,
     ) -> None:
         self.master = master
-        self.conf = {**DEFAULT_CONF, **(conf or {})}
+        user = dict(conf or {})
+        derived = s3a_conf(s3, user) if s3 is not None else {}
+        self.conf = {**DEFAULT_CONF, **derived, **user}
         self.days_per_job = max(1, days_per_job)
+        self.cancel_poll_seconds = cancel_poll_seconds
         self._spark: Any = None
+        self._s3a_checked = False
 
     # -- the session ------------------------------------------------------------------
 
@@ -164,6 +226,30 @@ class SparkEngine(Engine):
             if self._spark is not None:
                 self._spark.stop()
                 self._spark = None
+
+    def check_s3a(self, spark: Any) -> None:
+        """Raise :class:`SparkUnavailable` (one line, naming the jar) unless the driver can
+        load Hadoop's S3A filesystem, instead of a Java stack trace from the first job."""
+        if self._s3a_checked:
+            return
+        context = spark.sparkContext
+        jvm = context._jvm
+        try:
+            jvm.org.apache.hadoop.fs.FileSystem.getFileSystemClass(
+                "s3a", context._jsc.hadoopConfiguration()
+            )
+        except Exception:
+            try:
+                hadoop = str(jvm.org.apache.hadoop.util.VersionInfo.getVersion())
+            except Exception:  # pragma: no cover - the version is only for the message
+                hadoop = "<the cluster's Hadoop version>"
+            raise SparkUnavailable(
+                f"engine spark: the lake is on S3 but Spark cannot load {S3A_FILESYSTEM}: "
+                f"add the jar org.apache.hadoop:hadoop-aws:{hadoop} (matching Spark's "
+                "Hadoop) and the AWS SDK v2 bundle to spark.jars or spark.jars.packages "
+                "on the driver and executors (docs/deploy.md)"
+            ) from None
+        self._s3a_checked = True
 
     # -- building ---------------------------------------------------------------------
 
@@ -200,17 +286,27 @@ class SparkEngine(Engine):
             plans = [_Plan(index, job, self.days_per_job) for index, job in enumerate(jobs)]
             for plan in plans:
                 plan.open(workdir)
+            group = f"mdr-build-{uuid.uuid4().hex}"
+            watch = _CancelWatch(self, group, cancelled, self.cancel_poll_seconds)
             try:
                 batches = _batches(plans)
                 total = sum(len(batch) for batch in batches) or 1
                 done = 0
-                for batch in batches:
-                    if cancelled is not None and cancelled():
-                        raise Cancelled("the build was cancelled")
-                    self._run(batch, workdir / f"job-{uuid.uuid4().hex}")
-                    done += len(batch)
-                    if progress is not None:
-                        progress(done / total)
+                with watch:
+                    for batch in batches:
+                        if watch.fired or (cancelled is not None and cancelled()):
+                            raise Cancelled("the build was cancelled")
+                        try:
+                            self._run(batch, workdir / f"job-{uuid.uuid4().hex}", group)
+                        except EngineError:
+                            if watch.fired:  # the job failed because it was cancelled
+                                raise Cancelled("the build was cancelled") from None
+                            raise
+                        done += len(batch)
+                        if progress is not None:
+                            progress(done / total)
+                if watch.fired:
+                    raise Cancelled("the build was cancelled")
                 for plan in plans:
                     plan.output.finish()
             finally:
@@ -225,7 +321,7 @@ class SparkEngine(Engine):
                 results.append(BuildResult(rows=plan.rows, size_bytes=size))
         return results
 
-    def _run(self, batch: list[_Range], folder: Path) -> None:
+    def _run(self, batch: list[_Range], folder: Path, group: str) -> None:
         """One Spark job for ``batch`` (ranges of days of one or more reports).
 
         Each report's rows are hash-partitioned by day once; the latest-version
@@ -238,6 +334,10 @@ class SparkEngine(Engine):
         spark = self.session()
         for item in batch:
             item.check_files()
+        if any(path.startswith("s3://") for item in batch for path in item.files):
+            self.check_s3a(spark)
+        # This thread's jobs belong to the build's group: cancelling it stops them.
+        spark.sparkContext.setJobGroup(group, "mdr report build", interruptOnCancel=True)
         # Each (report, day) lands in one partition; a few per core keep the cores busy.
         most = 4 * spark.sparkContext.defaultParallelism
         frames = [item.frame(spark, max(1, min(len(item.days), most))) for item in batch]
@@ -273,6 +373,58 @@ class SparkEngine(Engine):
             for day in item.days:
                 item.plan.append_parts(folder / f"_k={item.plan.index}" / f"_d={day.isoformat()}")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+class _CancelWatch:
+    """While open, polls ``cancelled`` every ``interval`` seconds from a thread of its own
+    and, once it answers True, cancels the build's Spark job group (running tasks are
+    interrupted) and sets :attr:`fired`."""
+
+    def __init__(
+        self,
+        engine: SparkEngine,
+        group: str,
+        cancelled: CancelCheck | None,
+        interval: float,
+    ) -> None:
+        self.engine = engine
+        self.group = group
+        self.cancelled = cancelled
+        self.interval = max(0.05, interval)
+        self.fired = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> _CancelWatch:
+        if self.cancelled is not None:
+            self._thread = threading.Thread(
+                target=self._watch, name=f"mdr-spark-cancel-{self.group[-8:]}", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _watch(self) -> None:
+        assert self.cancelled is not None
+        while not self._stop.wait(self.interval):
+            try:
+                if not self.cancelled():
+                    continue
+            except Exception:  # a failing check must not kill the watch; ask again
+                log.warning("cancellation check failed", exc_info=True)
+                continue
+            self.fired = True
+            spark = self.engine._spark
+            if spark is not None:
+                try:
+                    spark.sparkContext.cancelJobGroup(self.group)
+                except Exception:  # the session stopped meanwhile: nothing runs
+                    log.warning("cancelling Spark job group %s failed", self.group, exc_info=True)
+            return
 
 
 def _first_line(exc: BaseException) -> str:
@@ -352,7 +504,7 @@ class _Range:
         from pyspark.sql.types import StringType
 
         query = self.plan.job.query
-        folded = query.where is None or has_folded_numbers(self.files)
+        folded = query.where is None or has_folded_numbers(self.files, self.plan.job.snapshot.open)
         needed = {*query.columns, *CRITERIA_COLUMNS, "account_id"} - {"record_type"}
         if folded and query.where is not None:
             needed |= set(FOLDED_COLUMNS.values())
@@ -371,7 +523,7 @@ class _Range:
         )
         rows = (
             spark.read.schema(schema)
-            .parquet(*self.files)
+            .parquet(*[spark_path(f) for f in self.files])
             .where(scope)
             .selectExpr(
                 f"{self.plan.index} AS _k",
@@ -431,14 +583,14 @@ class _Range:
 
     def _spans(self, spark: Any) -> list[OffsetSpan]:
         """The zone's offsets over the files' timestamps (from statistics, else a scan)."""
-        found = timestamp_range(self.files)
+        found = timestamp_range(self.files, self.plan.job.snapshot.open)
         if found is None:
             stamps = ", ".join(f"unix_micros({name})" for name in TIMESTAMP_COLUMNS)
             low, high = (
                 spark.read.schema(
                     _spark_schema([f for f in LAKE_SCHEMA if f.name in TIMESTAMP_COLUMNS])
                 )
-                .parquet(*self.files)
+                .parquet(*[spark_path(f) for f in self.files])
                 .selectExpr(f"min(least({stamps}))", f"max(greatest({stamps}))")
                 .first()
             )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from io import IOBase
 from pathlib import Path
 
 import pyarrow as pa
@@ -45,6 +46,9 @@ class Snapshot:
     files: Mapping[date, tuple[str, ...]] = field(default_factory=dict)
     lease: str = ""  # the S3 lake's lease row, released by Lake.release
     fetch: DayFetch | None = field(default=None, compare=False, repr=False)
+    open: Callable[[str], IOBase] | None = field(default=None, compare=False, repr=False)
+    """Opens one of ``files`` that is an object URL for ranged reads (footers); None on a
+    local lake, whose files are paths."""
 
     def local_day(self, day: date, folder: Path) -> AbstractContextManager[tuple[str, ...]]:
         """Local paths of ``day``'s files while the context is open: the files themselves on

@@ -64,7 +64,7 @@ from mdr_reporting.lake.build import (
 )
 from mdr_reporting.lake.index import INDEX_COLUMNS, DayIndex
 from mdr_reporting.lake.s3_writer import Row, S3Writer
-from mdr_reporting.objectstore import S3Location, check_reachable, connect
+from mdr_reporting.objectstore import S3Location, S3Reader, check_reachable, connect
 
 __all__ = ["COPY_BUDGET_BYTES", "S3Lake"]
 
@@ -296,7 +296,13 @@ class S3Lake(Lake):
             with self._copies(files[day], sizes, folder) as paths:
                 yield paths
 
-        return Snapshot(version, files, lease=lease, fetch=fetch)
+        def open_object(url: str) -> S3Reader:
+            try:
+                return S3Reader(self.store, self.location.key(url))
+            except FileNotFoundError:
+                raise FileNotFoundError(2, "lake object is gone", url) from None
+
+        return Snapshot(version, files, lease=lease, fetch=fetch, open=open_object)
 
     @contextmanager
     def _copies(

@@ -79,9 +79,11 @@ class LakeReportBuilder:
 
 
 def estimated_rows(query: ReportQuery, snapshot: Snapshot) -> int:
-    """An upper bound of the rows a report reads: every row of the days of its window,
-    summed from the files' Parquet footers before the build."""
+    """An upper bound of the rows a report reads: the rows of the row groups of its
+    window's days that may hold its accounts, summed from the files' Parquet footers
+    before the build (no data read)."""
     if not query.accounts:
         return 0
     days = snapshot.days(query.start, query.end)
-    return metadata_rows(f for day in days for f in snapshot.files.get(day, ()))
+    files = (f for day in days for f in snapshot.files.get(day, ()))
+    return metadata_rows(files, snapshot.open, accounts=query.accounts)

@@ -54,12 +54,18 @@ def report_builder(settings: Settings, lake: Lake | None = None) -> ReportBuilde
     if settings.engine == "duckdb":
         return LakeReportBuilder(lake, DuckDBEngine())
     from mdr_reporting.engines.spark import SparkEngine, SparkUnavailable, check_spark
+    from mdr_reporting.objectstore import S3Location
 
     try:
         check_spark(settings.spark_master)
     except SparkUnavailable as exc:
         raise EngineUnavailable(str(exc)) from None
-    spark = SparkEngine(settings.spark_master, dict(settings.spark_conf))
+    location = getattr(lake, "location", None)  # the S3 lake's: Spark reads it as s3a://
+    spark = SparkEngine(
+        settings.spark_master,
+        dict(settings.spark_conf),
+        s3=location if isinstance(location, S3Location) else None,
+    )
     if settings.engine == "spark":
         return LakeReportBuilder(lake, spark, name="spark")
     return LakeReportBuilder(
