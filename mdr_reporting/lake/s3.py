@@ -21,8 +21,14 @@ Rules, as on the local lake (lake/local.py):
   inside the commit against files another process committed meanwhile: a row that
   became stale is dropped (its file rewritten), a row that changes an id's identity
   fails the commit with :class:`LakeConflict`.  Nothing is lost when two commit at once.
-* Files per day stay within :data:`MAX_FILES_PER_DAY` in every commit; ``compact()``
-  merges each day into one file.
+* The commit itself is short: the files are uploaded and checked before it, and the
+  transaction takes the day's lock, bumps its version and adds the file rows.  Merges
+  run after it, outside that lock (:meth:`S3Lake.merge_after_commit`: one merger per
+  day, the smallest files once a day holds more than half the bound), and retire what
+  they replace in a transaction of their own.  Files per day stay within
+  :data:`MAX_FILES_PER_DAY` in every version all the same: a commit that would pass the
+  bound (merges fell behind) merges inside it.  ``compact()`` merges each day into one
+  file.
 * A replaced file is retired: deleted once no lease taken before (its retirement plus
   ``retire_grace_seconds``, which covers transaction time and clock skew) is live.
 * Objects that no row names (an append that died after its upload) are swept by
@@ -31,11 +37,12 @@ Rules, as on the local lake (lake/local.py):
 
 from __future__ import annotations
 
+import logging
 import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -45,6 +52,8 @@ import obstore
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from mdr_reporting.catalog.schema import lake_days, lake_files, lake_leases
@@ -60,6 +69,7 @@ from mdr_reporting.lake.base import (
 from mdr_reporting.lake.build import (
     MAX_FILES_PER_DAY,
     latest_sorted,
+    smallest_over_bound,
     write_parquet,
 )
 from mdr_reporting.lake.index import INDEX_COLUMNS, DayIndex
@@ -74,7 +84,67 @@ RETIRE_GRACE_SECONDS = 60.0
 SWEEP_AGE_SECONDS = 3600.0
 DOWNLOADS_IN_FLIGHT = 4
 _LOCK_CLASS = 0x4D445231  # "MDR1": the advisory lock space of the lake's days
+_MERGE_LOCK_CLASS = 0x4D445232  # "MDR2": one merger per day at a time
 _EPOCH = date(1970, 1, 1)
+
+log = logging.getLogger("mdr.lake")
+
+
+class _Merger:
+    """The lake's merges after appends, in one background thread per process: an append
+    answers once committed, and a day asked for several times while a merge runs is
+    merged once more after it."""
+
+    def __init__(self, lake: S3Lake) -> None:
+        self.lake = lake
+        self.pending: set[date] = set()
+        self.busy = False
+        self.closed = False
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def request(self, days: Sequence[date]) -> None:
+        with self._cond:
+            if self.closed:
+                return
+            self.pending.update(days)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="mdr-lake-merge", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self.pending) or self.closed)
+                if not self.pending:
+                    return
+                days = sorted(self.pending)
+                self.pending.clear()
+                self.busy = True
+            try:
+                self.lake.merge_after_commit(days)
+            except Exception:  # committed appends are safe; the next one asks again
+                log.warning("merging lake days %s failed", days, exc_info=True)
+            finally:
+                with self._cond:
+                    self.busy = False
+                    self._cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Until no merge is pending or running (True), or ``timeout`` seconds (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self.pending and not self.busy, timeout)
+
+    def close(self) -> None:
+        self.wait()
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join()
 
 
 class _ByteBudget:
@@ -118,7 +188,10 @@ class S3Lake(Lake):
         copy_budget_bytes: int = COPY_BUDGET_BYTES,
         clock: Callable[[], datetime] = _now,
         check: bool = True,
+        background_merges: bool = True,
     ) -> None:
+        """``background_merges``: merges after appends run in a thread of their own (the
+        default: an append answers once committed), or in the appending call."""
         self.location = location
         self.store = connect(location)
         if check:
@@ -139,9 +212,28 @@ class S3Lake(Lake):
         # Each day's live keys as this process last saw them (guarded by _index_lock): a
         # writer checks against them without a query; the commit rechecks what is newer.
         self._keys: dict[date, list[str]] = {}
+        self._merging = threading.Lock()  # one merge at a time in this process
+        self.background_merges = background_merges
+        self._merger = _Merger(self)
 
     def close(self) -> None:
+        self._merger.close()  # lets a merge that runs finish
         self.engine.dispose()
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until the merges asked for by appends are done (False after ``timeout``)."""
+        return self._merger.wait(timeout)
+
+    def after_commit(self, counts: Mapping[date, int]) -> None:
+        """An append committed, leaving ``counts`` files in its days: merge the days over
+        half the bound, in the background or now (``background_merges``)."""
+        days = [day for day, count in counts.items() if count > self.max_files_per_day // 2]
+        if not days:
+            return
+        if self.background_merges:
+            self._merger.request(days)
+        else:
+            self.merge_after_commit(days)
 
     # -- objects ------------------------------------------------------------------------
 
@@ -205,19 +297,14 @@ class S3Lake(Lake):
         return found
 
     def _bump(self, db: Connection, day: date) -> int:
-        """The day's next version (the caller holds the day's lock)."""
-        current = db.execute(
-            sa.select(lake_days.c.version).where(lake_days.c.day == day.isoformat())
-        ).scalar()
-        if current is None:
-            db.execute(sa.insert(lake_days).values(day=day.isoformat(), version=1))
-            return 1
-        db.execute(
-            sa.update(lake_days)
-            .where(lake_days.c.day == day.isoformat())
-            .values(version=current + 1)
+        """The day's next version (the caller holds the day's lock): one statement."""
+        insert = (pg_insert if self.postgres else sqlite_insert)(lake_days).values(
+            day=day.isoformat(), version=1
         )
-        return int(current) + 1
+        statement = insert.on_conflict_do_update(
+            index_elements=[lake_days.c.day], set_={"version": lake_days.c.version + 1}
+        ).returning(lake_days.c.version)
+        return int(db.execute(statement).scalar_one())
 
     def _version(self, db: Connection) -> int:
         return int(
@@ -363,28 +450,94 @@ class S3Lake(Lake):
         for day, rows in sorted(live.items()):
             if len(rows) < 2:
                 continue
-            table = latest_sorted([self._read_table(r.path) for r in rows])
-            key = self._new_key(day)
-            size = self._upload(key, table)
-            with self.engine.begin() as db:
-                self._lock_days(db, [day])
-                still = {r.path for r in self._live(db, [day])[day]}
-                if not all(r.path in still for r in rows):  # another merge got there first
-                    obstore.delete(self.store, key)
-                    continue
-                self._bump(db, day)
-                self._retire(db, rows)
-                self._add_rows(db, [Row(key, day, min(r.seq for r in rows), table.num_rows, size)])
-            with self._index_lock:
-                self._index.replace(
-                    day, [self.location.url(r.path) for r in rows], self.location.url(key)
-                )
-                self._keys.pop(day, None)
-            merged_days += 1
-            after -= len(rows) - 1
+            if self._merge_day(day, rows):
+                merged_days += 1
+                after -= len(rows) - 1
         self._reclaim()
         self._sweep()
         return CompactResult(merged_days, before, after)
+
+    def _merge_day(self, day: date, rows: Sequence[Row]) -> bool:
+        """Replace ``rows`` (live files of ``day``) by one file holding the latest version of
+        each id, outside any append's commit: read, merge and upload with no lock held, then
+        one short transaction under the day's lock that retires them, if all are still
+        live.  False (the upload deleted) when another merge got there first."""
+        try:
+            table = latest_sorted([self._read_table(r.path) for r in rows])
+        except FileNotFoundError:  # merged and reclaimed by another process meanwhile
+            return False
+        key = self._new_key(day)
+        size = self._upload(key, table)
+        try:
+            with self.engine.begin() as db:
+                self._lock_days(db, [day])
+                still = {r.path for r in self._live(db, [day])[day]}
+                if not all(r.path in still for r in rows):
+                    obstore.delete(self.store, key)
+                    return False
+                self._bump(db, day)
+                self._retire(db, rows)
+                self._add_rows(db, [Row(key, day, min(r.seq for r in rows), table.num_rows, size)])
+        except BaseException:
+            obstore.delete(self.store, key)
+            raise
+        with self._index_lock:
+            self._index.replace(
+                day, [self.location.url(r.path) for r in rows], self.location.url(key)
+            )
+            self._keys.pop(day, None)
+        return True
+
+    @contextmanager
+    def _merge_claim(self, day: date) -> Iterator[bool]:
+        """Whether this process may merge ``day`` now: one merger per day at a time (a
+        PostgreSQL session advisory lock, tried without waiting; in-process on SQLite).
+        A merger that loses the race would only redo the work and lose at the end."""
+        if not self._merging.acquire(blocking=False):
+            yield False
+            return
+        try:
+            if not self.postgres:
+                yield True
+                return
+            with self.engine.connect() as db:
+                number = (day - _EPOCH).days
+                got = bool(
+                    db.execute(
+                        sa.text("SELECT pg_try_advisory_lock(:space, :day)"),
+                        {"space": _MERGE_LOCK_CLASS, "day": number},
+                    ).scalar()
+                )
+                db.commit()  # the session lock outlives the transaction: none stays open
+                try:
+                    yield got
+                finally:
+                    if got:
+                        db.execute(
+                            sa.text("SELECT pg_advisory_unlock(:space, :day)"),
+                            {"space": _MERGE_LOCK_CLASS, "day": number},
+                        )
+                        db.commit()
+        finally:
+            self._merging.release()
+
+    def merge_after_commit(self, days: Sequence[date]) -> None:
+        """Keep each of ``days`` near half the bound, after an append committed (outside its
+        lock): the smallest files are merged when the day holds more than
+        ``max_files_per_day // 2``, so a commit itself almost never has to merge."""
+        soft = max(1, self.max_files_per_day // 2)
+        merged = False
+        for day in days:
+            with self._merge_claim(day) as mine:
+                if not mine:
+                    continue  # another process is merging this day
+                with self.engine.begin() as db:
+                    live = self._live(db, [day])[day]
+                smallest = smallest_over_bound(live, soft)
+                if smallest and self._merge_day(day, smallest):
+                    merged = True
+        if merged:
+            self._reclaim()
 
     def _reclaim(self) -> None:
         """Delete retired files that no live lease may still be reading."""

@@ -7,6 +7,7 @@ inside the commit (under the day's lock) against every file committed since.
 from __future__ import annotations
 
 import contextlib
+import logging
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from mdr_reporting.lake.s3 import S3Lake
 
 __all__ = ["Row", "S3Writer"]
+
+log = logging.getLogger("mdr.lake")
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,18 @@ class S3Writer(LakeWriter):
         merged: list[tuple[date, list[Row], Row]] = []
         finals: dict[date, list[str]] = {}  # each day's live keys after this commit
         try:
+            # Files committed since the check are checked against before the lock (reading
+            # their ids from S3 there), so inside it only the latest few remain.
+            with lake.engine.begin() as db:
+                live = lake._live(db, days)
+            for day in days:
+                keys = [r.path for r in live[day]]
+                if set(keys) - set(self.seen.get(day, ())):
+                    try:
+                        self._recheck(live[day], day)
+                    except FileNotFoundError:  # merged and reclaimed meanwhile: the check
+                        continue  # inside the lock, where nothing is reclaimed, covers it
+                self.seen[day] = keys
             with lake.engine.begin() as db:
                 lake._lock_days(db, days)
                 live = lake._live(db, days)
@@ -199,6 +214,10 @@ class S3Writer(LakeWriter):
                 lake._index.replace(day, urls, lake.location.url(row.path))
         if merged:
             lake._reclaim()
+        try:
+            lake.after_commit({day: len(keys) for day, keys in finals.items()})
+        except Exception:  # the append is committed; the next commit or compact() merges
+            log.warning("merging after an append failed", exc_info=True)
         return AppendResult(self.rows, version)
 
     def abort(self) -> None:
