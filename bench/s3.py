@@ -1,7 +1,12 @@
 """S3 figures on moto (server mode, 127.0.0.1): GET throughput, lake commits/s, day-copy time.
 
     .venv/bin/python bench/s3.py [--processes 1,3] [--records 1000000]
+        [--compare-with DIR] [--rounds 2]
 
+``--compare-with DIR`` (another checkout, e.g. ``git archive <commit> | tar -x -C DIR``)
+measures its lake commits in the same run, alternating with this checkout's, each on a
+fresh bucket and manifest; ``--rounds`` times each (the best is what counts on a busy
+machine).
 Needs the moto venv (`make .venv-moto/.created`) and, for the commit figures with a
 PostgreSQL manifest, MDR_TEST_POSTGRES_URL (else SQLite).  Prints one line per figure.
 """
@@ -57,7 +62,14 @@ def get_throughput(endpoint: str, bucket: str) -> None:
     print(f"GET throughput (one 64 MiB object, obstore, best of 3): {best:,.0f} MiB/s")
 
 
-def commits(endpoint: str, bucket: str, processes: int, catalog_url: str) -> None:
+def commits(
+    endpoint: str,
+    bucket: str,
+    processes: int,
+    catalog_url: str,
+    root: Path = ROOT,
+    label: str = "",
+) -> float:
     count = 40
     children = [
         subprocess.Popen(
@@ -71,10 +83,10 @@ def commits(endpoint: str, bucket: str, processes: int, catalog_url: str) -> Non
                 str(n * 10**6),
                 str(count),
             ],
-            cwd=ROOT,
+            cwd=root,
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            env={**os.environ, "PYTHONPATH": str(root)},
         )
         for n in range(processes)
     ]
@@ -86,10 +98,12 @@ def commits(endpoint: str, bucket: str, processes: int, catalog_url: str) -> Non
     rate = processes * count / elapsed
     kind = catalog_url.split(":")[0]
     print(
-        f"lake appends of 100 rows, {processes} process(es) at once, {kind} manifest: "
+        f"{label}lake appends of 100 rows, {processes} process(es) at once, {kind} manifest: "
         f"{rate:,.1f} commits/s in total ({processes * count} commits, {elapsed:.1f} s, "
-        "one day: all contend for one lock)"
+        "one day: all contend for one lock)",
+        flush=True,
     )
+    return rate
 
 
 def day_copy(endpoint: str, bucket: str, records: int, work: Path) -> None:
@@ -149,6 +163,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--processes", default="1,3")
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--compare-with", default="", help="another checkout to measure too")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     process, endpoint = _start_moto()
     try:
@@ -158,16 +174,32 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             work = Path(folder)
             postgres = os.environ.get("MDR_TEST_POSTGRES_URL")
+            trees = [(ROOT, "this checkout: ")]
+            if args.compare_with:
+                trees.insert(0, (Path(args.compare_with).resolve(), "compared checkout: "))
+            runs = 0
             for n in [int(p) for p in args.processes.split(",")]:
-                schemas = postgres_schema_url() if postgres else None  # a schema of its own
-                catalog_url = next(schemas) if schemas else f"sqlite:///{work / f'c-{n}.db'}"
-                catalog = Catalog(catalog_url)
-                catalog.migrate()
-                catalog.close()
-                httpx.put(f"{endpoint}/{bucket}-{n}").raise_for_status()
-                commits(endpoint, f"{bucket}-{n}", n, catalog_url)
-                if schemas:
-                    next(schemas, None)  # drops the schema
+                best: dict[str, float] = {}
+                for _ in range(args.rounds if args.compare_with else 1):
+                    for root, label in trees:
+                        runs += 1
+                        schemas = postgres_schema_url() if postgres else None  # its own schema
+                        catalog_url = (
+                            next(schemas) if schemas else f"sqlite:///{work / f'c-{runs}.db'}"
+                        )
+                        catalog = Catalog(catalog_url)
+                        catalog.migrate()
+                        catalog.close()
+                        httpx.put(f"{endpoint}/{bucket}-{runs}").raise_for_status()
+                        rate = commits(endpoint, f"{bucket}-{runs}", n, catalog_url, root, label)
+                        best[label] = max(best.get(label, 0.0), rate)
+                        if schemas:
+                            next(schemas, None)  # drops the schema
+                if args.compare_with:
+                    print(
+                        f"best of {args.rounds}, {n} processes: "
+                        + ", ".join(f"{k.rstrip(': ')} {v:,.1f} commits/s" for k, v in best.items())
+                    )
             if args.records:
                 day_copy(endpoint, bucket, args.records, work)
     finally:

@@ -24,7 +24,7 @@ Rules, as on the local lake (lake/local.py):
 * The commit itself is short: the files are uploaded and checked before it, and the
   transaction takes the day's lock, bumps its version and adds the file rows.  Merges
   run after it, outside that lock (:meth:`S3Lake.merge_after_commit`: one merger per
-  day, the smallest files once a day holds more than half the bound), and retire what
+  day, the smallest files once a day holds more than 3/4 of the bound), and retire what
   they replace in a transaction of their own.  Files per day stay within
   :data:`MAX_FILES_PER_DAY` in every version all the same: a commit that would pass the
   bound (merges fell behind) merges inside it.  ``compact()`` merges each day into one
@@ -226,8 +226,8 @@ class S3Lake(Lake):
 
     def after_commit(self, counts: Mapping[date, int]) -> None:
         """An append committed, leaving ``counts`` files in its days: merge the days over
-        half the bound, in the background or now (``background_merges``)."""
-        days = [day for day, count in counts.items() if count > self.max_files_per_day // 2]
+        3/4 of the bound, in the background or now (``background_merges``)."""
+        days = [day for day, count in counts.items() if count > self._soft_bound()]
         if not days:
             return
         if self.background_merges:
@@ -521,11 +521,15 @@ class S3Lake(Lake):
         finally:
             self._merging.release()
 
+    def _soft_bound(self) -> int:
+        return max(1, self.max_files_per_day * 3 // 4)
+
     def merge_after_commit(self, days: Sequence[date]) -> None:
-        """Keep each of ``days`` near half the bound, after an append committed (outside its
+        """Keep each of ``days`` within 3/4 of the bound, after an append committed (outside its
         lock): the smallest files are merged when the day holds more than
-        ``max_files_per_day // 2``, so a commit itself almost never has to merge."""
-        soft = max(1, self.max_files_per_day // 2)
+        :meth:`_soft_bound` files (they leave about half of that), so a commit itself
+        almost never has to merge and merges stay as rare as they were inside commits."""
+        soft = self._soft_bound()
         merged = False
         for day in days:
             with self._merge_claim(day) as mine:
