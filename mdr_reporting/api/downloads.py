@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from typing import Any, BinaryIO
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
@@ -19,6 +18,7 @@ from mdr_reporting.api.ranges import RangeNotSatisfiable, parse_range
 from mdr_reporting.api.schemas import ErrorEnvelope
 from mdr_reporting.domain.enums import FORMATS
 from mdr_reporting.domain.errors import ErrorItem, NotFound
+from mdr_reporting.files.base import content_disposition
 from mdr_reporting.files.downloads import OpenedReport, RedirectedReport
 from mdr_reporting.files.formats import file_format
 
@@ -44,12 +44,9 @@ async def _chunks(stream: BinaryIO, first: int, length: int) -> AsyncIterator[by
 
 
 def _headers(report: OpenedReport) -> dict[str, str]:
-    ascii_name = report.filename.encode("ascii", "replace").decode().replace("?", "_")
     return {
         "Accept-Ranges": "bytes",
-        "Content-Disposition": (
-            f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(report.filename)}"
-        ),
+        "Content-Disposition": content_disposition(report.filename),
         "ETag": report.etag,
         "Cache-Control": "private, no-transform",
     }

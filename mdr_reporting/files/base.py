@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote
 
-__all__ = ["FileStore", "InvalidKey", "StoredFile", "check_key"]
+__all__ = ["FileStore", "InvalidKey", "StoredFile", "check_key", "content_disposition"]
 
 _KEY = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]*(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*$")
 
@@ -27,6 +28,13 @@ def check_key(key: str) -> str:
     if len(key) > 512 or not _KEY.match(key) or ".." in key.split("/"):
         raise InvalidKey(f"invalid file key {key!r}")
     return key
+
+
+def content_disposition(filename: str) -> str:
+    """The Content-Disposition of a download saved as ``filename``: an ASCII fallback and
+    the exact name (RFC 6266 / 5987)."""
+    ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
 
 
 @dataclass(frozen=True)
@@ -42,10 +50,12 @@ class FileStore(abc.ABC):
     """Finished report files by key."""
 
     @abc.abstractmethod
-    def put(self, key: str, source: Path) -> int:
+    def put(self, key: str, source: Path, *, filename: str | None = None) -> int:
         """Move the local file ``source`` under ``key`` atomically; returns its size.
 
-        ``source`` is consumed (moved or copied, then removed).
+        ``source`` is consumed (moved or copied, then removed).  ``filename`` is the name a
+        download saves it as: a store that serves files itself (S3) keeps it as the
+        object's Content-Disposition; the service's own downloads name it anyway.
         """
 
     @abc.abstractmethod

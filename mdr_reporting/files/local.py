@@ -41,7 +41,7 @@ class LocalFileStore(FileStore):
     def path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def put(self, key: str, source: Path) -> int:
+    def put(self, key: str, source: Path, *, filename: str | None = None) -> int:  # noqa: ARG002
         final = self.path(key)
         private_dir(final.parent)
         staging = final.with_name(f"{_TMP_PREFIX}{secrets.token_hex(8)}-{final.name}")

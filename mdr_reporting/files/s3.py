@@ -16,7 +16,7 @@ from typing import BinaryIO, cast
 import obstore
 
 from mdr_reporting.domain.enums import FORMATS
-from mdr_reporting.files.base import FileStore, StoredFile, check_key
+from mdr_reporting.files.base import FileStore, StoredFile, check_key, content_disposition
 from mdr_reporting.files.formats import file_format
 from mdr_reporting.objectstore import S3Location, S3Reader, check_reachable, connect
 
@@ -35,17 +35,22 @@ class S3FileStore(FileStore):
         if check:
             check_reachable(self.store, location)
 
-    def put(self, key: str, source: Path) -> int:
+    def put(self, key: str, source: Path, *, filename: str | None = None) -> int:
         check_key(key)
         size = source.stat().st_size
         # obstore switches to a multipart upload past chunk_size; an aborted one leaves
         # no object under the key (S3 completes it atomically or not at all).
+        attributes: dict[str, str] = {}
         media = _media_type(key)
+        if media:
+            attributes["Content-Type"] = media
+        if filename:  # the presigned GET answers with it, as the service's downloads do
+            attributes["Content-Disposition"] = content_disposition(filename)
         obstore.put(
             self.store,
             key,
             source,
-            attributes={"Content-Type": media} if media else None,
+            attributes=attributes or None,
             chunk_size=MULTIPART_CHUNK,
             max_concurrency=UPLOAD_CONCURRENCY,
         )

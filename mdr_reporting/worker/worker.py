@@ -26,6 +26,7 @@ from mdr_reporting.catalog.jobs import Claim, JobQueue
 from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.domain.errors import storage_full
 from mdr_reporting.files.base import FileStore
+from mdr_reporting.files.downloads import download_filename
 from mdr_reporting.files.formats import file_format
 from mdr_reporting.owner_only import private_dir
 from mdr_reporting.worker.builder import BuildCancelled, ReportBuilder
@@ -225,7 +226,8 @@ class Worker:
                 if not self.queue.record_file(state.id, claim.owner, key):
                     job.lost.set()
                     raise BuildCancelled
-                size = self.files.put(key, out_path)
+                filename = download_filename(state.spec.report_name, state.spec.format)
+                size = self.files.put(key, out_path, filename=filename)
                 done = self.queue.complete(
                     state.id,
                     claim.owner,

@@ -126,8 +126,8 @@ def test_a_sweep_between_put_and_complete_leaves_the_build_whole(
     swept: list[int] = []
 
     class SweepAfterPut(LocalFileStore):
-        def put(self, key: str, source: Path) -> int:
-            size = super().put(key, source)
+        def put(self, key: str, source: Path, *, filename: str | None = None) -> int:
+            size = super().put(key, source, filename=filename)
             time.sleep(0.01)  # the file is strictly older than the sweep's cutoff
             swept.append(sweeper.sweep_orphans())
             return size

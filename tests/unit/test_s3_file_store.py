@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from mdr_reporting.files import InvalidKey, open_file_store
+from mdr_reporting.files.base import content_disposition
 from mdr_reporting.files.s3 import MULTIPART_CHUNK, S3FileStore
 from mdr_reporting.objectstore import S3Location
 from mdr_reporting.settings import load_settings
@@ -102,3 +103,20 @@ def test_the_store_is_chosen_by_url_and_an_unreachable_bucket_is_one_line(
     with pytest.raises(ValueError, match="not reachable") as refused:
         open_file_store(f"s3://{s3_bucket}/x", closed)
     assert "\n" not in str(refused.value)
+
+
+def test_the_presigned_get_names_the_report_file_like_local_downloads(
+    store: S3FileStore, tmp_path: Path
+) -> None:
+    name = "März report, v2.csv"
+    store.put("req-2/abc.csv", _source(tmp_path, b"id\r\n1\r\n"), filename=name)
+    url = store.presigned_url("req-2/abc.csv", timedelta(minutes=1))
+    assert url is not None
+    answer = httpx.get(url)
+    assert answer.status_code == 200 and answer.content == b"id\r\n1\r\n"
+    assert answer.headers["content-disposition"] == content_disposition(name)
+    assert answer.headers["content-disposition"] == (
+        'attachment; filename="M_rz report, v2.csv"; '
+        "filename*=UTF-8''M%C3%A4rz%20report%2C%20v2.csv"
+    )
+    assert answer.headers["content-type"].startswith("text/csv")
