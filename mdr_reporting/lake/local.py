@@ -87,6 +87,7 @@ from mdr_reporting.lake.manifest import (
     read_manifest,
     write_manifest,
 )
+from mdr_reporting.owner_only import private_dir, private_file
 
 __all__ = ["MAX_FILES_PER_DAY", "RETIRE_GRACE_SECONDS", "ROW_GROUP_ROWS", "LocalLake"]
 
@@ -108,7 +109,7 @@ class LocalLake(Lake):
         self.root = Path(root).resolve()
         self.max_files_per_day = max(2, max_files_per_day)
         self.retire_grace_seconds = retire_grace_seconds
-        (self.root / "data").mkdir(parents=True, exist_ok=True)
+        private_dir(self.root / "data")  # records are private: 0700 whatever the umask
         self._lock = threading.Lock()
         self._held: Counter[int] = Counter()
         self._held_lock = threading.Lock()
@@ -129,6 +130,7 @@ class LocalLake(Lake):
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
+        private_file(self.root / "_lock")
         with (self.root / "_lock").open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -251,12 +253,13 @@ class LocalLake(Lake):
     def _new_path(self, day: date, version: int, number: int) -> Path:
         folder = self.root / "data" / day.isoformat()
         if not folder.exists():
-            folder.mkdir(parents=True)
+            private_dir(folder)
             fsync_dir(folder.parent)
         return folder / f"part-{version:012d}-{number:04d}-{secrets.token_hex(4)}.parquet"
 
     def _write_at(self, path: Path, table: pa.Table) -> FileEntry:
-        with path.open("wb") as handle:
+        private_file(path)  # 0600 from its first byte
+        with path.open("r+b") as handle:
             write_parquet(table, handle)
             handle.flush()
             os.fsync(handle.fileno())

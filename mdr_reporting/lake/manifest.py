@@ -15,6 +15,8 @@ from pathlib import Path
 
 import orjson
 
+from mdr_reporting.owner_only import private_file
+
 __all__ = ["FileEntry", "Manifest", "Retired", "fsync_dir", "read_manifest", "write_manifest"]
 
 FORMAT = 1
@@ -99,7 +101,9 @@ def write_manifest(root: Path, manifest: Manifest) -> None:
     target = root / MANIFEST_NAME
     temporary = root / f"{MANIFEST_NAME}.{manifest.version}.tmp"
     try:
-        with temporary.open("wb") as handle:
+        temporary.unlink(missing_ok=True)
+        private_file(temporary)  # 0600 whatever the umask
+        with temporary.open("r+b") as handle:
             handle.write(orjson.dumps(manifest.to_json()))
             handle.flush()
             os.fsync(handle.fileno())

@@ -14,6 +14,7 @@ import pytest
 from mdr_reporting.catalog import Catalog
 from mdr_reporting.files import LinkSigner, LocalFileStore
 from mdr_reporting.files.signing import LinkRejected
+from mdr_reporting.lake.local import LocalLake
 from mdr_reporting.owner_only import write_new
 from mdr_reporting.settings import (
     SettingsError,
@@ -22,6 +23,7 @@ from mdr_reporting.settings import (
     rotate_signing_secret,
 )
 from mdr_reporting.worker.testing import ManualClock
+from tests.records import record, table
 
 TTL = timedelta(hours=3)
 
@@ -63,6 +65,18 @@ def test_report_files_and_their_folders_are_owner_only(tmp_path: Path, umask_022
     assert mode(tmp_path / "data" / "reports") == 0o700
     assert mode(tmp_path / "data" / "reports" / "req-1") == 0o700
     assert mode(store.path("req-1/a.csv")) == 0o600
+
+
+def test_local_lake_files_and_folders_are_owner_only(tmp_path: Path, umask_022: None) -> None:
+    lake = LocalLake(tmp_path / "data" / "lake")
+    lake.append(table([record(0), record(100_000)]))  # two days
+    lake.append(table([record(1)]))
+    lake.compact()
+    made = list((tmp_path / "data").rglob("*"))
+    assert len([p for p in made if p.suffix == ".parquet"]) >= 2
+    assert any(p.name == "_manifest.json" for p in made)
+    for path in [tmp_path / "data", *made]:
+        assert mode(path) == (0o700 if path.is_dir() else 0o600), path
 
 
 def test_the_generated_secret_is_0600_from_its_first_byte(tmp_path: Path) -> None:
