@@ -24,7 +24,7 @@ from mdr_reporting.catalog.jobs import JobQueue
 from mdr_reporting.settings import Settings, load_settings
 from mdr_reporting.webhooks.deliverer import Deliverer, webhook_deliverer
 from tests.conftest import FakeClock
-from tests.webhook_receiver import Receiver, receiver, signature_valid
+from tests.webhook_receiver import receiver, signature_valid
 
 V1 = "/reporting/mdr_requests"
 V2 = "/v2/legacy/reporting/batch_detail_records/messaging"
@@ -68,9 +68,7 @@ class Hooks:
         claim = self.queue.claim("w")
         assert claim is not None
         key = f"{claim.state.id}/file.csv"
-        assert self.queue.complete(
-            claim.state.id, "w", file_key=key, record_count=3, size_bytes=10
-        )
+        assert self.queue.complete(claim.state.id, "w", file_key=key, record_count=3, size_bytes=10)
         return claim.state.id
 
     def deliveries(self, request_id: str) -> list[dict[str, Any]]:
@@ -92,16 +90,13 @@ def make_hooks(
 ) -> Iterator[Hooks]:
     settings = hook_settings(tmp_path, catalog.url, **extra)
     services = Services(settings=settings, catalog=catalog, clock=clock)
-    queue = JobQueue(
-        catalog, lease=timedelta(seconds=60), max_attempts=max_attempts, retention=timedelta(days=30)
-    )
+    lease, retention = timedelta(seconds=60), timedelta(days=30)
+    queue = JobQueue(catalog, lease=lease, max_attempts=max_attempts, retention=retention)
     deliverer = webhook_deliverer(settings, catalog, owner="test")
     with TestClient(create_app(services), raise_server_exceptions=False) as client:
         catalog.create_account("Acct A", account_id="acct-a")
         secret = catalog.create_key("acct-a", KeyScope.REPORTS).secret
-        yield Hooks(
-            client, catalog, clock, queue, deliverer, {"Authorization": f"Bearer {secret}"}
-        )
+        yield Hooks(client, catalog, clock, queue, deliverer, {"Authorization": f"Bearer {secret}"})
 
 
 @pytest.fixture
@@ -279,9 +274,7 @@ def test_a_webhook_url_on_a_non_public_address_is_a_400_naming_the_field(
 
 def test_metadata_stays_refused_when_private_targets_are_allowed(hooks: Hooks) -> None:
     for url in ("http://169.254.169.254/latest/meta-data/", "http://0.0.0.0:80/"):
-        response = hooks.client.post(
-            V1, json={**BODY, "webhook_url": url}, headers=hooks.headers
-        )
+        response = hooks.client.post(V1, json={**BODY, "webhook_url": url}, headers=hooks.headers)
         assert response.status_code == 400, url
     assert hooks.create("http://10.0.0.1/hook")  # private is allowed by the setting
 
