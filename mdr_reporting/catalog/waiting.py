@@ -2,13 +2,15 @@
 
 Claims are fair (catalog/jobs.py): the account with the fewest builds running goes
 first, then the one whose turn came longest ago, and within an account the oldest
-request. Every account with work therefore takes one turn per round, in the same
-order each round. A request that is its account's ``k``-th oldest waiting one (``k``
-from 0) is claimed in round ``k``: ahead of it are its account's ``k`` older ones,
-from every other account B ``min(waiting_B, k)`` requests of the earlier rounds, and
-one more from each B that still has one in round ``k`` and whose turn comes first.
+request. Give each waiting request a level: its account's running builds plus the
+requests of its account ahead of it. Workers take the lowest level first; at one
+level, accounts with more builds running come first (they reached it without taking
+a turn, so their turn is older), then the one whose turn came longest ago. Requests
+ahead = the lower levels of every account, plus the accounts before this one at its
+level. This is the order exactly when every account has nothing running, or when
+builds outlast the wait; when some builds end sooner, it is an estimate.
 
-Two queries, only for Pending requests: the waiting and building counts per account
+Two queries, only for Pending requests: the waiting and running counts per account
 (over the Pending rows, ``ix_requests_status_lease``), and the rank of each asked-for
 request within its account (``ix_requests_account_status``).
 """
@@ -78,26 +80,30 @@ def queue_positions(
     return {row.id: _position(row.account_id, int(row.ahead), accounts) for row in ranks}
 
 
-def _turn_key(row: Any) -> tuple[int, datetime, datetime]:
-    """The order accounts take their turns in: fewest building, longest since their last
+def _turn_key(row: Any) -> tuple[datetime, datetime]:
+    """Turn order among accounts with as many builds running: longest since their last
     turn, then (among accounts never claimed) the oldest waiting request."""
     last, first = row.last_claimed_at, row.first_waiting
     return (
-        int(row.building or 0),
         last.replace(tzinfo=None) if last else _EPOCH,
         first.replace(tzinfo=None) if first else _EPOCH,
     )
 
 
 def _position(account: str, ahead: int, accounts: dict[str, Any]) -> int:
-    mine = accounts.get(account)
-    my_key = _turn_key(mine) if mine is not None else (0, _EPOCH, _EPOCH)
+    mine = accounts[account]
+    running = int(mine.building or 0)
+    level = running + ahead
+    key = _turn_key(mine)
     position = ahead
     for other, row in accounts.items():
         if other == account:
             continue
-        waiting = int(row.waiting or 0)
-        position += min(waiting, ahead)
-        if waiting > ahead and _turn_key(row) < my_key:
+        their_running, waiting = int(row.building or 0), int(row.waiting or 0)
+        position += min(max(level - their_running, 0), waiting)  # their lower levels
+        at_my_level = their_running <= level < their_running + waiting
+        if at_my_level and (
+            their_running > running or (their_running == running and _turn_key(row) < key)
+        ):
             position += 1
     return position
