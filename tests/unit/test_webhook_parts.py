@@ -96,7 +96,7 @@ def test_the_connection_goes_to_the_checked_address_with_the_name_kept() -> None
     assert named.sni_hostname == "localhost"  # TLS checks the name, not the address
     with pytest.raises(BlockedTarget, match="loopback"):
         pin_target("http://localhost/a", allow_private=False)
-    with pytest.raises(BlockedTarget, match="not a valid URL|absolute"):
+    with pytest.raises(BlockedTarget, match=r"not a valid URL|absolute"):
         pin_target("http://[::1/", allow_private=True)
 
 
