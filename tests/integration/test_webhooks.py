@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -294,3 +295,43 @@ def test_the_public_key_is_made_once_into_the_data_folder_owner_only(hooks: Hook
     assert body["algorithm"] == "ed25519" and body["public_key"] == first
     assert body["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
     assert body["signed_content"] == "{webhook-timestamp}|{body}"
+
+
+def _readme_receiver() -> str:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("<!-- webhook-receiver -->\n```python\n", 1)[1].split("```", 1)[0]
+    assert len(block.strip().splitlines()) <= 22  # short enough to paste
+    return block
+
+
+def test_the_readme_receiver_verifies_a_real_webhook_and_refuses_a_forged_one(
+    hooks: Hooks, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import threading
+    from http.server import HTTPServer
+
+    source = _readme_receiver()
+    source = source.replace('PUBLIC_KEY = "..."', f'PUBLIC_KEY = "{hooks.public_key()}"')
+    source = source.replace('HTTPServer(("", 8080), Hook).serve_forever()', "")
+    scope: dict[str, Any] = {}
+    exec(compile(source, "README receiver", "exec"), scope)
+    server = HTTPServer(("127.0.0.1", 0), scope["Hook"])
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        request_id = hooks.create(url)
+        hooks.complete()
+        assert hooks.deliverer.run_due() == 1
+        listed = hooks.deliveries(request_id)[0]
+        assert listed["state"] == "delivered" and listed["attempts"][0]["http_status"] == 204
+        assert f"{listed['id']} 2" in capsys.readouterr().out
+        # a forged signature: the receiver raises and gives no answer, so no 2xx
+        with pytest.raises(httpx.HTTPError):
+            httpx.post(
+                url,
+                content=b'{"status": 2}',
+                headers={"webhook-timestamp": "1", "webhook-signature": "AAAA", "webhook-id": "x"},
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
