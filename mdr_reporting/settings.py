@@ -144,6 +144,15 @@ def _spark_conf(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _ed25519_key(value: Any) -> str:
+    """A webhook signing key, checked now so that a bad one stops start-up."""
+    from mdr_reporting.webhooks.keys import parse_signing_key
+
+    text = _str(value).strip()
+    parse_signing_key(text)  # SigningKeyError is a ValueError: it names the problem
+    return text
+
+
 def _log_level(value: Any) -> str:
     return _choice("debug", "info", "warning", "error")(value)
 
@@ -220,7 +229,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "webhook_signing_key",
-        _str,
+        _ed25519_key,
         None,
         "Ed25519 private key signing webhooks (base64 of 32 bytes, or PEM); "
         "default: made once into the data folder",

@@ -24,7 +24,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from mdr_reporting.owner_only import private_dir, write_new
 
-__all__ = ["KEY_FILE", "SigningKeyError", "WebhookSigner", "signed_content", "verify_signature"]
+__all__ = [
+    "KEY_FILE",
+    "SigningKeyError",
+    "WebhookSigner",
+    "parse_signing_key",
+    "signed_content",
+    "verify_signature",
+]
 
 KEY_FILE = "webhook-signing.key"
 
@@ -67,7 +74,7 @@ class WebhookSigner:
     def load(cls, data_dir: Path, configured: str | None = None) -> WebhookSigner:
         """The configured key, else the data folder's, made there on first use."""
         if configured:
-            return cls(_parse_key(configured.strip(), "MDR_WEBHOOK_SIGNING_KEY"))
+            return cls(parse_signing_key(configured))
         path = data_dir / KEY_FILE
         if not path.exists():
             private_dir(data_dir)
@@ -77,7 +84,10 @@ class WebhookSigner:
                 serialization.NoEncryption(),
             )
             write_new(path, pem)  # False: another process made it first; read theirs
-        return cls(_parse_key(path.read_text(), str(path)))
+        try:
+            return cls(parse_signing_key(path.read_text()))
+        except SigningKeyError as exc:
+            raise SigningKeyError(f"{path}: {exc}") from None
 
     def sign(self, timestamp: int | str, body: bytes) -> str:
         """The ``webhook-signature`` header: base64 of the Ed25519 signature."""
@@ -93,7 +103,10 @@ class WebhookSigner:
         }
 
 
-def _parse_key(text: str, where: str) -> Ed25519PrivateKey:
+def parse_signing_key(text: str) -> Ed25519PrivateKey:
+    """An Ed25519 private key from PEM or base64 of its 32 bytes; SigningKeyError saying
+    what is wrong (the settings check it at start-up)."""
+    text = text.strip()
     try:
         if text.lstrip().startswith("-----BEGIN"):
             key = serialization.load_pem_private_key(text.encode(), password=None)
@@ -101,8 +114,8 @@ def _parse_key(text: str, where: str) -> Ed25519PrivateKey:
             key = Ed25519PrivateKey.from_private_bytes(base64.b64decode(text, validate=True))
     except (ValueError, TypeError, binascii.Error):
         raise SigningKeyError(
-            f"{where}: not an Ed25519 private key (PEM, or base64 of its 32 bytes)"
+            "not an Ed25519 private key (PEM, or base64 of its 32 bytes)"
         ) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise SigningKeyError(f"{where}: the key is not an Ed25519 key")
+        raise SigningKeyError("the key is not an Ed25519 key")
     return key

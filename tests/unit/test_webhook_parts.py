@@ -12,7 +12,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from mdr_reporting.settings import load_settings
+from mdr_reporting.settings import SettingsError, load_settings
 from mdr_reporting.webhooks.deliverer import BACKOFF_CAP, retry_delay
 from mdr_reporting.webhooks.keys import (
     KEY_FILE,
@@ -49,8 +49,13 @@ def test_a_configured_key_wins_in_either_spelling_and_a_bad_one_says_so(tmp_path
     from_pem = WebhookSigner.load(tmp_path, pem)
     assert from_raw.public_json() == from_pem.public_json()
     assert not (tmp_path / KEY_FILE).exists()  # nothing written when configured
-    with pytest.raises(SigningKeyError, match="MDR_WEBHOOK_SIGNING_KEY: not an Ed25519"):
+    with pytest.raises(SigningKeyError, match="not an Ed25519 private key"):
         WebhookSigner.load(tmp_path, "not-a-key")
+    with pytest.raises(SettingsError, match=r"^MDR_WEBHOOK_SIGNING_KEY: not an Ed25519 private"):
+        load_settings(environ={"MDR_WEBHOOK_SIGNING_KEY": "bm90IGEga2V5"})
+    given = base64.b64encode(raw).decode()
+    settings = load_settings(environ={"MDR_WEBHOOK_SIGNING_KEY": given})
+    assert settings.webhook_signing_key == given
 
 
 @pytest.mark.parametrize(
