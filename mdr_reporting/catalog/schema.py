@@ -131,6 +131,17 @@ requests = Table(
     Index("ix_requests_account_created", "account_id", "created_at"),
     Index("ix_requests_status_lease", "status", "lease_expires_at"),
     Index("ix_requests_account_status", "account_id", "status"),
+    # covers the queue position of a Pending request (catalog/waiting.py) without the rows
+    Index(
+        "ix_requests_queue",
+        "status",
+        "account_id",
+        "created_at",
+        "id",
+        "lease_owner",
+        "lease_expires_at",
+        "deleted_at",
+    ),
 )
 
 # When each account last had a request claimed: the round-robin turn of fair claiming.

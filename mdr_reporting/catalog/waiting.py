@@ -42,19 +42,19 @@ def queue_positions(
     pending = [requests.c.status == int(RequestStatus.PENDING), requests.c.deleted_at.is_(None)]
     building = sa.and_(requests.c.lease_owner.is_not(None), requests.c.lease_expires_at > now)
     waiting = sa.not_(building)
-    per_account = (
+    counts = (
         sa.select(
             requests.c.account_id,
             sa.func.sum(sa.case((building, 1), else_=0)).label("building"),
             sa.func.sum(sa.case((building, 0), else_=1)).label("waiting"),
             sa.func.min(sa.case((waiting, requests.c.created_at))).label("first_waiting"),
-            claim_turns.c.last_claimed_at,
-        )
-        .select_from(
-            requests.outerjoin(claim_turns, claim_turns.c.account_id == requests.c.account_id)
         )
         .where(*pending)
-        .group_by(requests.c.account_id, claim_turns.c.last_claimed_at)
+        .group_by(requests.c.account_id)
+        .subquery("counts")
+    )
+    per_account = sa.select(counts, claim_turns.c.last_claimed_at).select_from(
+        counts.outerjoin(claim_turns, claim_turns.c.account_id == counts.c.account_id)
     )
     ranked = (
         sa.select(

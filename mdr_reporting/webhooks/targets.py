@@ -17,9 +17,10 @@ checked is the host connected to.
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 import ipaddress
 import socket
+import threading
 from dataclasses import dataclass
 
 import httpx
@@ -42,7 +43,6 @@ METADATA = frozenset(
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 CREATE_RESOLVE_SECONDS = 2.0  # a create never waits longer than this on DNS
-_resolver = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="mdr-dns")
 
 
 class BlockedTarget(Exception):
@@ -132,6 +132,23 @@ def _resolve(host: str, port: int) -> list[IPAddress]:
     return found
 
 
+def _resolve_within(host: str, port: int, seconds: float) -> list[IPAddress]:
+    """:func:`_resolve`, given up after ``seconds`` (UnresolvedTarget); the lookup goes on
+    in a daemon thread that ends with it."""
+    found: list[list[IPAddress]] = []
+
+    def lookup() -> None:
+        with contextlib.suppress(UnresolvedTarget):
+            found.append(_resolve(host, port))
+
+    thread = threading.Thread(target=lookup, name="mdr-dns", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not found:
+        raise UnresolvedTarget(f"could not resolve {host} within {seconds:g} s")
+    return found[0]
+
+
 def _check(host: str, addresses: list[IPAddress], allow_private: bool) -> None:
     for ip in addresses:
         problem = address_problem(ip, allow_private=allow_private)
@@ -152,10 +169,8 @@ def check_new_webhook_url(url: str, *, allow_private: bool) -> None:
         parsed = _parse(url)
         host = parsed.host
         try:
-            addresses = _resolver.submit(_resolve, host, parsed.port or 0).result(
-                timeout=CREATE_RESOLVE_SECONDS
-            )
-        except (UnresolvedTarget, concurrent.futures.TimeoutError):
+            addresses = _resolve_within(host, parsed.port or 0, CREATE_RESOLVE_SECONDS)
+        except UnresolvedTarget:
             return
         _check(host, addresses, allow_private)
     except BlockedTarget as exc:

@@ -19,6 +19,19 @@ def upgrade() -> None:
     with op.batch_alter_table("requests") as batch:
         batch.add_column(sa.Column("surface", sa.String(8), nullable=True))
         batch.add_column(sa.Column("started_at", sa.DateTime(timezone=True), nullable=True))
+    op.create_index(
+        "ix_requests_queue",
+        "requests",
+        [
+            "status",
+            "account_id",
+            "created_at",
+            "id",
+            "lease_owner",
+            "lease_expires_at",
+            "deleted_at",
+        ],
+    )
     op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.String(36), primary_key=True),
@@ -60,6 +73,7 @@ def downgrade() -> None:
     op.drop_index("ix_webhook_deliveries_request", "webhook_deliveries")
     op.drop_index("ix_webhook_deliveries_due", "webhook_deliveries")
     op.drop_table("webhook_deliveries")
+    op.drop_index("ix_requests_queue", "requests")
     with op.batch_alter_table("requests") as batch:
         batch.drop_column("started_at")
         batch.drop_column("surface")
