@@ -144,6 +144,15 @@ def _spark_conf(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _ed25519_key(value: Any) -> str:
+    """A webhook signing key, checked now so that a bad one stops start-up."""
+    from mdr_reporting.webhooks.keys import parse_signing_key
+
+    text = _str(value).strip()
+    parse_signing_key(text)  # SigningKeyError is a ValueError: it names the problem
+    return text
+
+
 def _log_level(value: Any) -> str:
     return _choice("debug", "info", "warning", "error")(value)
 
@@ -211,6 +220,31 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("s3_endpoint_url", _http_url, None, "S3 endpoint (MinIO, moto); default AWS"),
     Setting("s3_region", _str, None, "S3 region; default AWS_REGION or us-east-1"),
+    Setting(
+        "webhook_allow_private",
+        _bool,
+        False,
+        "allow webhook_url targets on loopback, private and link-local addresses "
+        "(development and tests only)",
+    ),
+    Setting(
+        "webhook_signing_key",
+        _ed25519_key,
+        None,
+        "Ed25519 private key signing webhooks (base64 of 32 bytes, or PEM); "
+        "default: made once into the data folder",
+    ),
+    Setting("webhook_timeout_seconds", _float_range(0.1, 60), 10.0, "timeout of one webhook POST"),
+    Setting(
+        "webhook_retry_hours", _float_range(0, 720), 24.0, "hours a failing webhook is retried"
+    ),
+    Setting(
+        "webhook_retry_base_seconds",
+        _float_range(0.01, 3600),
+        5.0,
+        "wait before the first webhook retry; doubled each time, up to an hour, with jitter",
+    ),
+    Setting("webhook_senders", _int_range(1, 64), 4, "webhooks sent at once per worker process"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -247,6 +281,12 @@ class Settings:
     ingest_rate_limit_burst: int
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
+    webhook_allow_private: bool = False
+    webhook_signing_key: str | None = None
+    webhook_timeout_seconds: float = 10.0
+    webhook_retry_hours: float = 24.0
+    webhook_retry_base_seconds: float = 5.0
+    webhook_senders: int = 4
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property

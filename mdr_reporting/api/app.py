@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -12,18 +12,21 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from mdr_reporting import __version__
-from mdr_reporting.api import downloads, ingest, v1, v2
+from mdr_reporting.api import downloads, ingest, v1, v2, webhooks
 from mdr_reporting.api.errors import install_error_handlers
 from mdr_reporting.api.ratelimit import RateLimitHeaders
 from mdr_reporting.api.schemas import MdrRecord, V1CreateBody, V2CreateBody
 from mdr_reporting.api.service import RequestService
 from mdr_reporting.catalog import Catalog
+from mdr_reporting.catalog.deliveries import DeliveryQueue
 from mdr_reporting.catalog.ratelimits import RateLimiter
 from mdr_reporting.domain.requests import RequestState
 from mdr_reporting.files import FileStore, LinkSigner
 from mdr_reporting.files.downloads import ReportDownloads
 from mdr_reporting.lake import Lake
 from mdr_reporting.settings import Settings
+from mdr_reporting.webhooks.keys import WebhookSigner
+from mdr_reporting.webhooks.targets import check_new_webhook_url
 
 __all__ = ["Services", "create_app"]
 
@@ -50,16 +53,31 @@ class Services:
     requests: RequestService = field(init=False)
     downloads: ReportDownloads | None = field(init=False, default=None)
     rate_limiter: RateLimiter = field(init=False)
+    deliveries: DeliveryQueue = field(init=False)
+    _signer: WebhookSigner | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.requests = RequestService(self.catalog, self.clock, self.files)
         self.requests.max_pending = self.settings.max_pending_per_account or None
+        allow_private = self.settings.webhook_allow_private
+        self.requests.check_webhook_url = lambda url: check_new_webhook_url(
+            url, allow_private=allow_private
+        )
+        self.deliveries = DeliveryQueue(self.catalog, lease=timedelta(minutes=1))
         self.rate_limiter = RateLimiter(self.catalog)
         if self.links is not None:
             if self.report_url is _no_link:
                 self.report_url = self.links.report_url
             if self.files is not None:
                 self.downloads = ReportDownloads(self.catalog, self.files, self.links)
+
+    def webhook_signer(self) -> WebhookSigner:
+        """The webhook key pair, loaded (or made, in the data folder) on first use."""
+        if self._signer is None:
+            self._signer = WebhookSigner.load(
+                self.settings.data_dir, self.settings.webhook_signing_key
+            )
+        return self._signer
 
 
 DESCRIPTION = """\
@@ -86,6 +104,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(v2.router)
     app.include_router(downloads.router)
     app.include_router(ingest.router)
+    app.include_router(webhooks.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

@@ -216,6 +216,17 @@ class _ResponseExtensions(_Strict):
     engine: str | None = Field(
         description="The engine that built the report (duckdb or spark); null until built"
     )
+    queue_position: int | None = Field(
+        description="While Pending and queued: requests a worker will take before this one "
+        "(0: next); null otherwise"
+    )
+    started_at: str | None = Field(
+        description="When the current (or last) build began; null while queued"
+    )
+    estimated_completion_at: str | None = Field(
+        description="While building: when the build should end at its rate so far; null "
+        "before the first progress and once it is no longer building"
+    )
 
 
 class V1Request(_ResponseExtensions):
@@ -353,3 +364,51 @@ class MdrRecord(_Strict):
     currency: Annotated[str, Field(pattern="^[A-Za-z]{3}$")] | None = None
     media_size_bytes: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
     message_body: str | None = None
+
+
+# -- completion webhooks (api.md sections 10 and 12) --------------------------------------
+
+
+class WebhookPublicKey(_Strict):
+    """The key that verifies the ``webhook-signature`` header of every webhook."""
+
+    algorithm: Literal["ed25519"]
+    key_id: str = Field(description="A fingerprint of the key (changes when the key does)")
+    public_key: str = Field(description="Base64 of the raw 32-byte Ed25519 public key")
+    public_key_pem: str = Field(description="The same key, PEM (SubjectPublicKeyInfo)")
+    signed_content: str = Field(
+        description="What is signed: the webhook-timestamp header, '|', the raw body"
+    )
+
+
+class WebhookAttempt(_Strict):
+    attempt: int = Field(description="1 for the first attempt")
+    attempted_at: str
+    http_status: int | None = Field(description="The receiver's answer; null when none came")
+    error: str | None = Field(description="Why it failed: timeout, connection, refused target")
+    duration_ms: int | None
+    next_attempt_at: str | None = Field(description="When it is retried; null: no retry")
+
+
+class _WebhookDelivery(_Strict):
+    id: str = Field(description="The webhook-id header: the same on every attempt")
+    url: str
+    state: Literal["pending", "delivered", "failed", "cancelled", "superseded"]
+    created_at: str
+    next_attempt_at: str | None
+    finished_at: str | None
+    attempts: list[WebhookAttempt]
+
+
+class V1WebhookDelivery(_WebhookDelivery):
+    """One webhook of a request (the event of one status) and its attempts."""
+
+    status: Literal[2, 3, 4] = Field(description="The status announced")
+
+
+class V2WebhookDelivery(_WebhookDelivery):
+    status: Literal["COMPLETE", "FAILED", "EXPIRED"] = Field(description="The status announced")
+
+
+class V2WebhookDeliveries(_Strict):
+    data: list[V2WebhookDelivery]

@@ -11,6 +11,7 @@ from datetime import datetime
 import orjson
 
 from mdr_reporting.catalog import ApiKey, Catalog, KeyScope
+from mdr_reporting.catalog.waiting import queue_positions
 from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.domain.errors import Forbidden, NotFound
 from mdr_reporting.domain.requests import ReportRequest, RequestState, warnings_for
@@ -28,6 +29,8 @@ class RequestService:
         self.files = files  # a DELETE removes the report file at once
         self.on_created: Callable[[RequestState], None] | None = None  # e.g. wake the worker
         self.max_pending: int | None = None  # Pending requests per account; None: no cap
+        # the webhook_url check (webhooks/targets.py); None: not checked
+        self.check_webhook_url: Callable[[str], None] | None = None
 
     def visible_accounts(self, key: ApiKey) -> list[str] | None:
         """Accounts whose requests ``key`` sees: its own and those it manages (admin: all)."""
@@ -70,6 +73,8 @@ class RequestService:
         surface: str,
         body: object,
     ) -> RequestState:
+        if spec.webhook_url is not None and self.check_webhook_url is not None:
+            self.check_webhook_url(spec.webhook_url)
         now = self.clock()
         state = RequestState(
             id=str(uuid.uuid4()),
@@ -80,6 +85,7 @@ class RequestService:
             created_at=now,
             updated_at=now,
             warnings=warnings_for(spec, now),
+            surface=surface,
         )
         body_hash = None
         if idempotency_key is not None:
@@ -93,20 +99,19 @@ class RequestService:
         )
         if created and self.on_created is not None:
             self.on_created(stored)
-        return stored.as_of(now)
+        return _with_wait(self.catalog, [stored], now)[0]
 
     def get(self, key: ApiKey, request_id: str) -> RequestState:
         state = self.catalog.get_request(request_id, self.visible_accounts(key))
         if state is None:
             raise NotFound(f"no MDR request with id {request_id!r}")
-        return state.as_of(self.clock())
+        return _with_wait(self.catalog, [state], self.clock())[0]
 
     def list(self, key: ApiKey, *, offset: int, limit: int) -> tuple[list[RequestState], int]:
         states, total = self.catalog.list_requests(
             self.visible_accounts(key), offset=offset, limit=limit
         )
-        now = self.clock()
-        return [state.as_of(now) for state in states], total
+        return _with_wait(self.catalog, states, self.clock()), total
 
     def delete(self, key: ApiKey, request_id: str) -> RequestState:
         state = self.catalog.delete_request(request_id, self.visible_accounts(key))
@@ -116,3 +121,12 @@ class RequestService:
             with contextlib.suppress(OSError):  # the sweeper retries what fails here
                 self.files.delete(state.file_key)
         return state.as_of(self.clock())
+
+
+def _with_wait(catalog: Catalog, states: list[RequestState], now: datetime) -> list[RequestState]:
+    """The states as of ``now``, with the status-while-waiting fields of Pending ones (the
+    queue positions cost two queries, and only when some are queued)."""
+    states = [state.as_of(now) for state in states]
+    queued = [s for s in states if s.status is RequestStatus.PENDING and not s.building(now)]
+    positions = queue_positions(catalog, queued, now) if queued else {}
+    return [state.with_wait(now, positions.get(state.id)) for state in states]

@@ -31,6 +31,9 @@ def _extensions(state: RequestState) -> dict[str, Any]:
         "error": state.error,
         "warnings": list(state.warnings),
         "engine": state.engine,
+        "queue_position": state.queue_position,
+        "started_at": _iso_or_none(state.started_at),
+        "estimated_completion_at": _iso_or_none(state.estimated_completion_at),
     }
 
 

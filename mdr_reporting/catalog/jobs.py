@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
+from mdr_reporting.catalog.deliveries import enqueue_deliveries
 from mdr_reporting.catalog.notify import notify_claimable
 from mdr_reporting.catalog.schema import claim_turns, requests
 from mdr_reporting.catalog.store import Catalog
@@ -129,6 +130,7 @@ class JobQueue:
                         lease_expires_at=now + self.lease,
                         attempts=attempt,
                         progress=0.0,
+                        started_at=now,
                         updated_at=now,
                     )
                 )
@@ -169,6 +171,7 @@ class JobQueue:
                     lease_expires_at=None,
                     attempts=requests.c.attempts - 1,
                     progress=0.0,
+                    started_at=None,
                 )
             )
             if done.rowcount == 1:
@@ -223,6 +226,8 @@ class JobQueue:
                     updated_at=now,
                 )
             )
+            if done.rowcount == 1:
+                enqueue_deliveries(db, [request_id], RequestStatus.COMPLETE, now)
             return done.rowcount == 1
 
     def fail_attempt(
@@ -258,6 +263,7 @@ class JobQueue:
                     lease_expires_at=now + retry_after,
                     attempts=attempts,
                     progress=0.0,
+                    started_at=None,
                     updated_at=now,
                 )
             )
@@ -276,6 +282,7 @@ class JobQueue:
                 updated_at=now,
             )
         )
+        enqueue_deliveries(db, [request_id], RequestStatus.FAILED, now)
 
     # -- housekeeping ---------------------------------------------------------------------
 
@@ -289,6 +296,7 @@ class JobQueue:
             ],
             {"status": int(RequestStatus.EXPIRED), "file_key": None, "updated_at": now},
             limit,
+            announce=RequestStatus.EXPIRED,
         )
 
     def purge_deleted(self, limit: int = 500) -> list[tuple[str, str | None]]:
@@ -324,9 +332,15 @@ class JobQueue:
         }
 
     def _take_files(
-        self, where: list[Any], values: dict[str, Any], limit: int
+        self,
+        where: list[Any],
+        values: dict[str, Any],
+        limit: int,
+        *,
+        announce: RequestStatus | None = None,
     ) -> list[tuple[str, str | None]]:
-        """Lock up to ``limit`` matching rows, update them, and return their (id, file key)."""
+        """Lock up to ``limit`` matching rows, update them, and return their (id, file key);
+        with ``announce``, queue the webhooks of that new status in the same transaction."""
         query = sa.select(requests.c.id, requests.c.file_key).where(*where).limit(limit)
         with self.catalog.transaction() as db:
             rows = db.execute(_locked(query, db)).all()
@@ -336,6 +350,8 @@ class JobQueue:
                     .where(requests.c.id.in_([r.id for r in rows]))
                     .values(**values)
                 )
+                if announce is not None:
+                    enqueue_deliveries(db, [r.id for r in rows], announce, self._now())
         return [(r.id, r.file_key) for r in rows]
 
 

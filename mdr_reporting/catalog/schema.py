@@ -34,6 +34,8 @@ __all__ = [
     "metadata",
     "rate_buckets",
     "requests",
+    "webhook_attempts",
+    "webhook_deliveries",
 ]
 
 
@@ -114,6 +116,8 @@ requests = Table(
     Column("progress", Float, nullable=False, default=0.0),
     Column("error", Text, nullable=True),
     Column("engine", String(16), nullable=True),  # the engine that built it (duckdb, spark)
+    Column("surface", String(8), nullable=True),  # v1 or v2: the view its webhooks carry
+    Column("started_at", UTCDateTime, nullable=True),  # when its current or last build began
     # the job columns: the request row is the job
     Column("attempts", Integer, nullable=False, default=0),
     Column("lease_owner", String(128), nullable=True),
@@ -127,6 +131,17 @@ requests = Table(
     Index("ix_requests_account_created", "account_id", "created_at"),
     Index("ix_requests_status_lease", "status", "lease_expires_at"),
     Index("ix_requests_account_status", "account_id", "status"),
+    # covers the queue position of a Pending request (catalog/waiting.py) without the rows
+    Index(
+        "ix_requests_queue",
+        "status",
+        "account_id",
+        "created_at",
+        "id",
+        "lease_owner",
+        "lease_expires_at",
+        "deleted_at",
+    ),
 )
 
 # When each account last had a request claimed: the round-robin turn of fair claiming.
@@ -174,4 +189,37 @@ lake_leases = Table(
     Column("id", String(32), primary_key=True),  # a snapshot some reader holds
     Column("taken_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
+)
+
+# Completion webhooks (webhooks/): one row per event to announce, claimed under a lease
+# like a request, and one row per HTTP attempt, shown by the webhook_deliveries route.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),  # the webhook-id header: stable per delivery
+    Column("request_id", String(36), ForeignKey("requests.id"), nullable=False),
+    Column("event_status", Integer, nullable=False),  # the status announced: 2, 3 or 4
+    Column("url", Text, nullable=False),
+    Column("surface", String(8), nullable=False),
+    Column("state", String(16), nullable=False),  # pending, delivered, failed, cancelled
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime, nullable=True),  # null once finished
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_webhook_deliveries_request", "request_id", "created_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("delivery_id", String(36), ForeignKey("webhook_deliveries.id"), primary_key=True),
+    Column("attempt", Integer, primary_key=True),
+    Column("attempted_at", UTCDateTime, nullable=False),
+    Column("duration_ms", Integer, nullable=True),
+    Column("http_status", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("next_attempt_at", UTCDateTime, nullable=True),  # null: no retry follows
 )

@@ -447,6 +447,8 @@ class Catalog:
             "progress": state.progress,
             "error": state.error,
             "engine": state.engine,
+            "surface": state.surface,
+            "started_at": state.started_at,
             "attempts": state.attempts,
             "created_at": state.created_at,
             "updated_at": state.updated_at,
@@ -490,4 +492,7 @@ class Catalog:
             attempts=int(row["attempts"]),
             file_key=row["file_key"],
             engine=row["engine"],
+            surface=row["surface"] or "v1",
+            started_at=row["started_at"],
+            lease_until=row["lease_expires_at"] if row["lease_owner"] else None,
         )

@@ -33,6 +33,7 @@ __all__ = [
     "RECENT_WINDOW",
     "ReportRequest",
     "RequestState",
+    "estimate_completion",
     "parse_v1",
     "parse_v2",
     "warnings_for",
@@ -111,6 +112,12 @@ class RequestState:
     file_key: str | None = None
     engine: str | None = None  # the engine that built the report (MDR_ENGINE=auto chooses)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    surface: str = "v1"  # the surface that created it: its webhooks carry that view
+    started_at: datetime | None = None  # when its current (or last) build began
+    lease_until: datetime | None = None  # while a worker holds it: when that lease ends
+    # Derived for responses while Pending (see with_wait), never stored:
+    queue_position: int | None = None  # requests ahead of it in the claim order
+    estimated_completion_at: datetime | None = None
 
     def as_of(self, now: datetime) -> RequestState:
         """The state every reader sees at ``now``: a Complete report past ``expires_at`` is
@@ -127,6 +134,38 @@ class RequestState:
                 updated_at=max(self.updated_at, self.expires_at),
             )
         return self
+
+    def building(self, now: datetime) -> bool:
+        """Pending and held by a worker whose lease is live."""
+        return (
+            self.status is RequestStatus.PENDING
+            and self.lease_until is not None
+            and self.lease_until > now
+        )
+
+    def with_wait(self, now: datetime, queue_position: int | None) -> RequestState:
+        """The status-while-waiting fields at ``now``: a queued request has its position and
+        no start; a building one its start and, from the progress rate so far, an estimate
+        of when it completes (none until some progress is made)."""
+        if self.status is not RequestStatus.PENDING:
+            return self
+        if not self.building(now):
+            return replace(self, queue_position=queue_position, started_at=None)
+        return replace(
+            self, estimated_completion_at=estimate_completion(self.started_at, self.progress, now)
+        )
+
+
+def estimate_completion(
+    started_at: datetime | None, progress: float, now: datetime
+) -> datetime | None:
+    """When a build that began at ``started_at`` and is ``progress`` done at ``now`` ends,
+    if it keeps its rate so far; None before the first progress is known."""
+    if started_at is None or progress <= 0.0 or now < started_at:
+        return None
+    if progress >= 1.0:
+        return now
+    return max(started_at + (now - started_at) / progress, now)
 
 
 def warnings_for(spec: ReportRequest, now: datetime) -> tuple[str, ...]:

@@ -15,10 +15,11 @@ from mdr_reporting.catalog.store import Catalog
 from mdr_reporting.files import FileStore, open_file_store
 from mdr_reporting.lake import Lake, open_lake
 from mdr_reporting.settings import Settings
+from mdr_reporting.webhooks.deliverer import webhook_deliverer
 from mdr_reporting.worker.builder import ReportBuilder
 from mdr_reporting.worker.lake_builder import LakeReportBuilder
 from mdr_reporting.worker.sweeper import Sweeper
-from mdr_reporting.worker.worker import Worker
+from mdr_reporting.worker.worker import Worker, new_worker_id
 
 __all__ = ["Background", "EngineUnavailable", "job_queue", "report_builder"]
 
@@ -74,8 +75,8 @@ def report_builder(settings: Settings, lake: Lake | None = None) -> ReportBuilde
 
 
 class Background:
-    """The worker (when there is a builder), its LISTEN thread on PostgreSQL, and the sweeper,
-    started and stopped together."""
+    """The worker (when there is a builder), its LISTEN thread on PostgreSQL, the sweeper and
+    the webhook senders, started and stopped together."""
 
     def __init__(
         self,
@@ -106,9 +107,12 @@ class Background:
             Listener(catalog.url, self.worker.wake) if listens and self.worker is not None else None
         )
         self.sweeper = Sweeper(queue, files, interval=sweep_interval)
+        owner = self.worker.worker_id if self.worker is not None else new_worker_id()
+        self.webhooks = webhook_deliverer(settings, catalog, owner=owner)
 
     def start(self) -> None:
         self.sweeper.start()
+        self.webhooks.start()
         if self.worker is not None:
             self.worker.start()
         if self.listener is not None:
@@ -119,6 +123,7 @@ class Background:
             self.listener.stop()
         if self.worker is not None:
             self.worker.stop()
+        self.webhooks.stop()
         self.sweeper.stop()
 
     def __enter__(self) -> Background:
