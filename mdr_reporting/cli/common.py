@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 
 import click
 from sqlalchemy.engine import url as sa_url
 
-from mdr_reporting.logsafe import install_log_redaction
 from mdr_reporting.settings import Settings, SettingsError, ensure_signing_secret, load_settings
 
 __all__ = ["configure_logging", "emit", "fail", "load", "one_line", "redact", "settings_options"]
@@ -81,11 +79,9 @@ def emit(data: dict[str, Any], as_json: bool, text: str) -> None:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Timestamped lines on stderr at the settings' level, for the long-running commands;
-    no line ever shows a key, a link signature or a signed query string."""
-    install_log_redaction()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step
+    """Timestamped lines (text, or JSON with ``log_format = "json"``) on stderr at the
+    settings' level, for the long-running commands; no line ever shows a key, a link
+    signature or a signed query string."""
+    from mdr_reporting.observability.logs import configure_logging as configure
+
+    configure(settings.log_level, settings.log_format)

@@ -20,6 +20,7 @@ from mdr_reporting.domain.errors import Conflict, ErrorItem, Forbidden, InvalidI
 from mdr_reporting.domain.validation import MAX_PROBLEMS, RowProblem, validate_records
 from mdr_reporting.ingest.readers import RawChunk
 from mdr_reporting.lake import Lake, LakeConflict, LakeWriter
+from mdr_reporting.observability.metrics import observe_ingest
 
 __all__ = ["IngestResult", "Ingestor", "InvalidRecords"]
 
@@ -121,10 +122,16 @@ class Ingestor:
         """One HTTP batch: checked without the lake's lock, then appended atomically."""
         table, problems, count = self.prepare(chunk, writable)
         if table is None:
+            observe_ingest(0, ok=False)
             raise InvalidRecords(problems, count)
-        with self.lake.writer() as writer:
-            stored = _add(writer, table, chunk)
-            result = writer.commit()
+        try:
+            with self.lake.writer() as writer:
+                stored = _add(writer, table, chunk)
+                result = writer.commit()
+        except InvalidRecords:
+            observe_ingest(0, ok=False)
+            raise
+        observe_ingest(table.num_rows)
         return IngestResult(table.num_rows, stored, result.version)
 
     def ingest(
@@ -150,8 +157,10 @@ class Ingestor:
                 if on_chunk is not None:
                     on_chunk(chunk, chunk.table.num_rows)
             if problems:
+                observe_ingest(0, ok=False)
                 raise InvalidRecords(problems, total)
             result = writer.commit()
+        observe_ingest(rows)
         return IngestResult(rows, stored, result.version)
 
     def _ahead(
