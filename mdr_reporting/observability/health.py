@@ -48,10 +48,10 @@ class Observability:
         self.lake = lake
         self.worker_alive = worker_alive  # monotonic time of the worker's last sign of life
         self.max_age = max_age
-        self._shared = SharedState(catalog, lake)
+        self.shared = SharedState(catalog, lake)
         # a registry of its own: tests build many apps in one process
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self._shared)
+        self.registry.register(self.shared)
 
     def problems(self) -> list[str]:
         """Why this process is not ready (empty when it is)."""
@@ -64,7 +64,7 @@ class Observability:
             except Exception as exc:
                 reasons.append(f"catalog unreachable: {_one_line(exc)}")
         try:
-            self._shared.lake_figures()
+            self.shared.lake_figures()
         except Exception as exc:
             reasons.append(f"lake unreadable: {_one_line(exc)}")
         if self.worker_alive is not None:
