@@ -180,7 +180,9 @@ def test_readiness_names_an_unreachable_catalog(served: Served, tmp_path: Path) 
         (tmp_path / "catalog.db").unlink()
         (tmp_path / "catalog.db").mkdir()  # not a database: every query fails
     else:
-        observability.catalog = Catalog("postgresql://postgres@127.0.0.1:5432/mdr_observe_no_such_db")
+        observability.catalog = Catalog(
+            "postgresql://postgres@127.0.0.1:5432/mdr_observe_no_such_db"
+        )
     try:
         ready = served.client.get("/readyz")
     finally:
@@ -199,7 +201,10 @@ def test_metrics_with_admin_auth(settings: Settings, catalog: Catalog) -> None:
     reports = catalog.create_key("acct-a", KeyScope.REPORTS).secret
     with TestClient(create_app(services), raise_server_exceptions=False) as client:
         assert client.get("/metrics").status_code == 401
-        assert client.get("/metrics", headers={"Authorization": f"Bearer {reports}"}).status_code == 403
+        assert (
+            client.get("/metrics", headers={"Authorization": f"Bearer {reports}"}).status_code
+            == 403
+        )
         scrape(client, Authorization=f"Bearer {admin}")
         assert client.get("/healthz").status_code == 200  # health stays open
 
