@@ -18,7 +18,7 @@ from rich.text import Text
 
 from mdr_reporting.catalog import Catalog
 from mdr_reporting.cli.admin import open_catalog
-from mdr_reporting.cli.common import fail, load, settings_options
+from mdr_reporting.cli.common import fail, load, load_existing, settings_options
 from mdr_reporting.domain.errors import MdrError
 from mdr_reporting.generator import file_format, generate, write_records
 from mdr_reporting.ingest import Ingestor, IngestResult, InvalidRecords, RawChunk, read_file
@@ -173,6 +173,8 @@ def _report(path: str, bad: InvalidRecords) -> None:
         click.echo(f"  line {problem.line}: {field}: {problem.reason}", err=True)
     if bad.total > len(bad.problems):
         click.echo(f"  ... and {bad.total - len(bad.problems)} more", err=True)
+    if any(p.field == "account_id" and p.reason.endswith("does not exist") for p in bad.problems):
+        click.echo("  (ingest --create-accounts creates the accounts these records name)", err=True)
 
 
 @click.command("generate")
@@ -233,7 +235,7 @@ def compact(**flags: Any) -> None:
 @settings_options
 def stats(as_json: bool, **flags: Any) -> None:
     """Files, rows, days and bytes, per UTC day and in total."""
-    figures = _open_lake(load(**flags)).stats()
+    figures = _open_lake(load_existing(lake=True, **flags)).stats()
     if as_json:
         data = {
             "version": figures.version,

@@ -106,8 +106,10 @@ class Ingestor:
         if writable is not None:
             foreign = sorted((named - missing) - set(writable))
             if foreign:
+                first = pc.index(column, foreign[0]).as_py()
                 raise Forbidden(
-                    f"this key may not write records of account {foreign[0]}"
+                    f"line {chunk.line_of(first)}: this key may not write records of account "
+                    f"{foreign[0]}"
                     + (f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""),
                     pointer="/account_id",
                 )
@@ -116,7 +118,12 @@ class Ingestor:
         mask = pc.fill_null(pc.is_in(column, value_set=pa.array(sorted(missing))), False)
         rows = pc.indices_nonzero(mask).slice(0, MAX_PROBLEMS).to_pylist()
         total = int(pc.sum(mask).as_py() or 0)
-        return {(row, "account_id"): "account does not exist" for row in rows}, total - len(rows)
+        names = column.take(pa.array(rows, pa.int64())).to_pylist() if rows else []
+        problems = {
+            (row, "account_id"): f"account {name} does not exist"
+            for row, name in zip(rows, names, strict=True)
+        }
+        return problems, total - len(rows)
 
     def ingest_batch(self, chunk: RawChunk, writable: Collection[str] | None) -> IngestResult:
         """One HTTP batch: checked without the lake's lock, then appended atomically."""
