@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 import pyarrow as pa
+import pyarrow.compute as pc
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.text import Text
@@ -162,7 +163,13 @@ def load_demo_records(
             chunks, create_accounts=True, on_chunk=on_chunk
         ),
     )
-    click.echo(f"loaded {result.rows:,} demo records in {seconds:.1f} s")
+    messages = int(pc.count_distinct(table.column("id")).as_py())
+    twice = table.num_rows - messages
+    click.echo(
+        f"generated {table.num_rows:,} demo records: {messages:,} messages, {twice:,} of them "
+        f"twice (a 'sent' version, then the final one); the lake stored {result.stored:,} "
+        f"versions in {seconds:.1f} s (of an id sent twice in one batch it keeps the latest)"
+    )
     return result.rows
 
 
