@@ -10,12 +10,15 @@ from typing import Any
 
 import click
 import httpx
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
     TransferSpeedColumn,
 )
 
@@ -126,6 +129,10 @@ def _show(item: dict[str, Any], as_json: bool) -> None:
         value = item.get(name)
         if name == "status" and isinstance(value, int):
             value = STATUS.get(value, value)
+        elif isinstance(value, list):  # words for people, not Python's list syntax
+            value = ", ".join(str(v) for v in value)
+        elif name == "progress" and isinstance(value, int | float):
+            value = f"{value:.0%}"
         lines.append(f"{name:<13} {'' if value is None else value}")
     lines += [f"{'warning':<13} {warning}" for warning in item.get("warnings") or []]
     click.echo("\n".join(lines))  # plain lines: a link is never cut to the terminal width
@@ -215,9 +222,16 @@ def create(
 
 def _wait(client: Client, request_id: str, poll: float = 0.3) -> dict[str, Any]:
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        transient=True,
+        console=Console(stderr=True),
     ) as bar:
-        task = bar.add_task("building report", total=1.0)
+        task = bar.add_task(f"building report {request_id}", total=1.0)
         while True:
             item: dict[str, Any] = client.call("GET", f"{V1}/{request_id}")
             bar.update(task, completed=float(item.get("progress") or 0.0))

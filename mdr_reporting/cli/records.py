@@ -14,7 +14,16 @@ import click
 import pyarrow as pa
 import pyarrow.compute as pc
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 from mdr_reporting.catalog import Catalog
@@ -123,8 +132,11 @@ def _with_progress(
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
+        TaskProgressColumn(),
         _RowsColumn(),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=console,
     )
     with progress:

@@ -81,6 +81,10 @@ def test_ids_whole_in_list_and_prefixes_everywhere(tmp_path: Path) -> None:
         assert f"id            {target}" in waited.stdout
         shown = run_mdr("request", "get", prefix, data_dir=None, env=env)
         assert f"id            {target}" in shown.stdout
+        # words for people: no Python list syntax, progress in percent
+        assert "directions    inbound, outbound" in shown.stdout
+        assert "progress      100%" in shown.stdout
+        assert "[" not in shown.stdout and "'" not in shown.stdout
         saved = tmp_path / "report.csv"
         fetched = run_mdr("request", "download", prefix, str(saved), data_dir=None, env=env)
         assert fetched.returncode == 0, fetched.stderr

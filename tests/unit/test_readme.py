@@ -39,3 +39,9 @@ def test_the_readme_says_how_to_choose_the_port_and_it_works() -> None:
     assert "$(BIN)/mdr demo" in (ROOT / "Makefile").read_text()  # make run reads the setting
     settings = load_settings({}, environ={"MDR_PORT": "8001"})
     assert (settings.port, settings.public_url) == (8001, "http://127.0.0.1:8001")
+
+
+def test_the_readme_says_how_to_read_a_csv_in_pandas() -> None:
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert "pandas.read_csv(path, dtype=str, keep_default_na=False)" in text
+    assert 'format: "parquet"' in text
