@@ -72,28 +72,28 @@ def _log_call(
     mdr_request = params.get("request_id") or "-"
     rid = request_id.decode()
     ms = seconds * 1000.0
-    log.info(
+    # The record is made here, not by log.info: no walk up the stack for the caller's
+    # file and line, which no line of ours prints (half the cost of a line).
+    record = log.makeRecord(
+        log.name,
+        logging.INFO,
+        __file__,
+        0,
         _FORMAT,
-        method,
-        route,
-        status,
-        ms,
-        account,
-        rid,
-        mdr_request,
-        extra={
-            "mdr": {
-                "event": "http",
-                "method": method,
-                "route": route,
-                "status": status,
-                "ms": round(ms, 2),
-                "account": account,
-                "request_id": rid,
-                "mdr_request": mdr_request,
-            }
-        },
+        (method, route, status, ms, account, rid, mdr_request),
+        None,
     )
+    record.mdr = {
+        "event": "http",
+        "method": method,
+        "route": route,
+        "status": status,
+        "ms": round(ms, 2),
+        "account": account,
+        "request_id": rid,
+        "mdr_request": mdr_request,
+    }
+    log.handle(record)
 
 
 def _request_id(scope: Scope) -> bytes:

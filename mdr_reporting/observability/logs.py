@@ -68,6 +68,11 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
     """One handler on the root logger writing to stderr in ``fmt`` (``text`` or ``json``),
     replacing any earlier one of ours; uvicorn's own loggers propagate to it."""
     install_log_redaction()
+    # No format of ours prints them: records skip looking them up (logging HOWTO,
+    # "Optimization"), which is most of a record's cost besides writing it.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_mdr_handler", False):
