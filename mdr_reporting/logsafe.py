@@ -27,10 +27,19 @@ _PATTERNS = (
 )
 
 
+# Words each pattern cannot match without (lower case but the key's prefix): a pattern
+# runs only on a line that holds one of them, so a line without a secret costs a few
+# substring tests (every HTTP call writes one).
+_NEEDS = ((("sig", "x-amz"), True), (("bearer", "token"), True), (("mdr_",), False))
+
+
 def redact(text: str) -> str:
     """``text`` with every secret replaced by ``***``."""
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    lower = text.lower()
+    for (pattern, replacement), (words, folded) in zip(_PATTERNS, _NEEDS, strict=True):
+        haystack = lower if folded else text
+        if any(word in haystack for word in words):
+            text = pattern.sub(replacement, text)
     return text
 
 
@@ -46,9 +55,8 @@ def install_log_redaction() -> None:
             message = record.getMessage()
         except Exception:  # a malformed record is logging's to report, as before
             return record
-        scrubbed = redact(message)
-        if scrubbed != message:
-            record.msg, record.args = scrubbed, None
+        # the message is formatted once, here: formatters reuse it
+        record.msg, record.args = redact(message), None
         return record
 
     factory._mdr_redacting = True  # type: ignore[attr-defined]

@@ -9,6 +9,7 @@ line naming the setting and the reason.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import os
 import secrets
 import tomllib
@@ -197,6 +198,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("link_ttl_seconds", _int_range(3600, 7 * 86400), 3 * 3600, "signed link lifetime"),
     Setting("report_retention_days", _int_range(1, 3650), 30, "days a report stays downloadable"),
     Setting("log_level", _log_level, "info", "log level"),
+    Setting("log_format", _choice("text", "json"), "text", "log lines on stderr: text or json"),
+    Setting(
+        "metrics_auth",
+        _choice("none", "admin"),
+        "none",
+        "who may read /metrics: anyone (none) or a key with the admin scope (admin)",
+    ),
+    Setting(
+        "metrics_port",
+        _int_range(0, 65535),
+        None,
+        "mdr worker: serve /metrics, /healthz and /readyz on this port (default: none)",
+    ),
     Setting(
         "max_pending_per_account",
         _int_range(0, 10_000_000),
@@ -272,6 +286,8 @@ class Settings:
     link_ttl_seconds: int
     report_retention_days: int
     log_level: str
+    log_format: str
+    metrics_auth: str
     max_pending_per_account: int
     rate_limit_rps: float
     rate_limit_burst: int
@@ -287,6 +303,7 @@ class Settings:
     webhook_retry_hours: float = 24.0
     webhook_retry_base_seconds: float = 5.0
     webhook_senders: int = 4
+    metrics_port: int | None = None
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -330,7 +347,7 @@ def load_settings(
         elif name.startswith("test_") or name in {"url", "api_key"}:
             continue  # read by the test suite and the HTTP client, not the service
         else:
-            raise SettingsError(f"{key}: unknown setting")
+            raise SettingsError(f"{key}: unknown setting{_closest(name, ENV_PREFIX)}")
     config = _from_config_file(str(config_path)) if config_path else {}
 
     values: dict[str, Any] = {}
@@ -344,7 +361,8 @@ def load_settings(
             where = label.get(layer_name, f"{name} (in {config_path})")
             setting = _BY_NAME.get(name)
             if setting is None:
-                raise SettingsError(f"{where}: unknown setting")
+                prefix = {"environment": ENV_PREFIX, "flag": "--"}.get(layer_name, "")
+                raise SettingsError(f"{where}: unknown setting{_closest(name, prefix)}")
             try:
                 values[name] = setting.parse(raw)
             except ValueError as exc:
@@ -367,6 +385,19 @@ def load_settings(
     elif len(values["signing_secret"]) < 16:
         raise SettingsError(f"{_where('signing_secret', sources)}: must be at least 16 characters")
     return Settings(**values, sources=sources)
+
+
+def _closest(name: str, prefix: str) -> str:
+    """``; did you mean MDR_LOG_LEVEL?`` for the known setting nearest to ``name``."""
+    found = difflib.get_close_matches(name, _BY_NAME, n=1, cutoff=0.6)
+    if not found:
+        return ""
+    guess = found[0]
+    if prefix == ENV_PREFIX:
+        guess = ENV_PREFIX + guess.upper()
+    elif prefix == "--":
+        guess = "--" + guess.replace("_", "-")
+    return f"; did you mean {guess}?"
 
 
 def _where(name: str, sources: Mapping[str, str]) -> str:

@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from mdr_reporting import __version__
-from mdr_reporting.api import downloads, ingest, v1, v2, webhooks
+from mdr_reporting.api import downloads, ingest, ops, v1, v2, webhooks
 from mdr_reporting.api.errors import install_error_handlers
 from mdr_reporting.api.ratelimit import RateLimitHeaders
 from mdr_reporting.api.schemas import MdrRecord, V1CreateBody, V2CreateBody
@@ -24,6 +24,7 @@ from mdr_reporting.domain.requests import RequestState
 from mdr_reporting.files import FileStore, LinkSigner
 from mdr_reporting.files.downloads import ReportDownloads
 from mdr_reporting.lake import Lake
+from mdr_reporting.observability import AccessLog, Observability
 from mdr_reporting.settings import Settings
 from mdr_reporting.webhooks.keys import WebhookSigner
 from mdr_reporting.webhooks.targets import check_new_webhook_url
@@ -55,8 +56,13 @@ class Services:
     rate_limiter: RateLimiter = field(init=False)
     deliveries: DeliveryQueue = field(init=False)
     _signer: WebhookSigner | None = field(init=False, default=None)
+    # readiness and scrape-time figures; run_server adds the worker's heartbeat
+    observability: Observability = field(init=False)
 
     def __post_init__(self) -> None:
+        self.observability = Observability(
+            self.catalog, self.lake, max_age=max(self.settings.lease_seconds, 10.0)
+        )
         self.requests = RequestService(self.catalog, self.clock, self.files)
         self.requests.max_pending = self.settings.max_pending_per_account or None
         allow_private = self.settings.webhook_allow_private
@@ -100,11 +106,13 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     install_error_handlers(app)
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(AccessLog)  # outermost of ours: times and logs every call
     app.include_router(v1.router)
     app.include_router(v2.router)
     app.include_router(downloads.router)
     app.include_router(ingest.router)
     app.include_router(webhooks.router)
+    app.include_router(ops.router)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

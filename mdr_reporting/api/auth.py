@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from mdr_reporting.api.ratelimit import charge
 from mdr_reporting.catalog import ApiKey, Catalog, KeyScope
 from mdr_reporting.domain.errors import Forbidden, Unauthenticated
+from mdr_reporting.observability.http import ACCOUNT_KEY
 
 __all__ = ["require_scope"]
 
@@ -33,6 +34,7 @@ def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
         key = await run_in_threadpool(catalog.authenticate, secret.strip())
         if key is None:
             raise Unauthenticated("unknown or revoked API key")
+        request.scope[ACCOUNT_KEY] = key.account_id  # for the call's log line
         if not key.allows(scope):
             raise Forbidden(f"this key has the '{key.scope}' scope; this call needs '{scope}'")
         await charge(request, key)

@@ -87,6 +87,9 @@ async def download(
     sig: str = Query("", description="Signature of the link"),
     file: str = Query("", description="Which file of the report the link is for"),
 ) -> Response:
+    """The file of a Complete report, by the signed `report_url` alone (no API key).
+    `Range` requests resume a broken download (206); an S3 file store answers with a
+    redirect to a short-lived presigned GET."""
     downloads = request.app.state.services.downloads
     if downloads is None:
         raise NotFound("report files are not served by this process")

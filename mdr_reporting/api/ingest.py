@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from mdr_reporting.api.auth import require_scope
 from mdr_reporting.api.body import read_body
 from mdr_reporting.api.common import error_responses
+from mdr_reporting.api.examples import INGEST_EXAMPLE, INGEST_NDJSON_EXAMPLE
 from mdr_reporting.catalog import ApiKey, KeyScope
 from mdr_reporting.domain.errors import (
     InsufficientStorage,
@@ -41,8 +42,8 @@ _BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/x-ndjson": {"schema": _RECORDS},
-            "application/json": {"schema": _RECORDS},
+            "application/x-ndjson": {"schema": _RECORDS, "example": INGEST_NDJSON_EXAMPLE},
+            "application/json": {"schema": _RECORDS, "example": INGEST_EXAMPLE},
         },
         "description": "MDRs as NDJSON (one object per line) or a JSON array; may be gzipped "
         "(Content-Encoding: gzip). At most 64 MiB, also once decompressed. The batch is "

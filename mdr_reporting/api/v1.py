@@ -12,6 +12,7 @@ from mdr_reporting.api.common import (
     json_body,
     reports_key,
 )
+from mdr_reporting.api.examples import V1_EXAMPLE
 from mdr_reporting.api.schemas import V1CreateBody, V1Request
 from mdr_reporting.api.views import v1_view
 from mdr_reporting.catalog import ApiKey
@@ -31,9 +32,13 @@ V1 = Surface("v1", parse_v1, v1_view)
         **error_responses(400, 401, 403, 409, 413, 429),
         404: UNKNOWN_ACCOUNT,
     },
-    openapi_extra=json_body(V1CreateBody),
+    openapi_extra=json_body(V1CreateBody, V1_EXAMPLE),
 )
 async def create(request: Request, key: ApiKey = Depends(reports_key)) -> JSONResponse:
+    """Ask for a report of the key's account (or accounts it manages). The answer is the
+    new request, Pending (`status` 1); it is built in the background: poll it, or give a
+    `webhook_url`. Times without an offset are in `timezone`; `end_time` defaults to now.
+    The same `Idempotency-Key` within 24 hours returns the first request."""
     return JSONResponse(await V1.create(request, key))
 
 
@@ -48,6 +53,8 @@ async def list_requests(
     page: int = Query(1, ge=1, le=1_000_000),
     per_page: int = Query(100, ge=1, le=1000),
 ) -> JSONResponse:
+    """The key's requests (and those of accounts it manages), newest first, as a bare
+    array; the total count is in the `X-Total-Count` header."""
     items, total = await V1.page(request, key, offset=(page - 1) * per_page, limit=per_page)
     return JSONResponse(items, headers={"X-Total-Count": str(total)})
 
@@ -60,6 +67,9 @@ async def list_requests(
 async def get(
     request_id: str, request: Request, key: ApiKey = Depends(reports_key)
 ) -> JSONResponse:
+    """One request: `status` 1 Pending (with `progress`), 2 Complete (with `report_url`, a
+    signed link valid 3 hours, fresh on every GET), 3 Failed (with `error`), 4 Expired.
+    Another account's id is a 404, like an unknown one."""
     return JSONResponse(await V1.get(request, key, request_id))
 
 
@@ -71,4 +81,6 @@ async def get(
 async def delete(
     request_id: str, request: Request, key: ApiKey = Depends(reports_key)
 ) -> JSONResponse:
+    """Delete a request and its report file; a build in progress is cancelled. The answer
+    is the deleted object."""
     return JSONResponse(await V1.delete(request, key, request_id))

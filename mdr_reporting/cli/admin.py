@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from mdr_reporting.catalog import Catalog, KeyScope
-from mdr_reporting.cli.common import emit, fail, load, one_line, redact, settings_options
+from mdr_reporting.cli.common import (
+    emit,
+    fail,
+    load,
+    load_existing,
+    one_line,
+    redact,
+    settings_options,
+)
 from mdr_reporting.domain.errors import MdrError
 from mdr_reporting.settings import Settings, SettingsError, rotate_signing_secret
 
@@ -60,8 +68,11 @@ def lake_in_catalog(settings: Settings) -> bool:
     return settings.lake_url.startswith("s3://")
 
 
-def _run(settings_flags: dict[str, Any], action: Any) -> Any:
-    catalog = open_catalog(load(**settings_flags))
+def _run(settings_flags: dict[str, Any], action: Any, *, read_only: bool = False) -> Any:
+    settings = (
+        load_existing(catalog=True, **settings_flags) if read_only else load(**settings_flags)
+    )
+    catalog = open_catalog(settings)
     try:
         return action(catalog)
     except MdrError as exc:
@@ -154,7 +165,7 @@ def rotate_signing_secret_command(as_json: bool, **flags: Any) -> None:
 @settings_options
 def list_accounts(as_json: bool, **flags: Any) -> None:
     """List accounts."""
-    found = _run(flags, lambda c: c.list_accounts())
+    found = _run(flags, lambda c: c.list_accounts(), read_only=True)
     lines = [f"{a.id}\t{a.name}\t{a.parent_id or '-'}" for a in found]
     emit(
         {"accounts": [a.to_json() for a in found]},

@@ -15,11 +15,12 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
     TransferSpeedColumn,
 )
-from rich.table import Table
 
 from mdr_reporting.cli.common import fail
 
@@ -29,6 +30,7 @@ V1 = "/reporting/mdr_requests"
 STATUS = {1: "pending", 2: "complete", 3: "failed", 4: "expired"}
 RECORD_TYPES = {"complete": 1, "incomplete": 2, "errors": 3, "error": 3, "1": 1, "2": 2, "3": 3}
 MATCHES = ("contains", "starts_with", "ends_with")
+WHOLE_ID = 36  # a request id is a UUID; anything shorter is taken as a prefix of one
 
 
 class Client:
@@ -41,6 +43,27 @@ class Client:
         self.http = httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
         )
+
+    def resolve(self, request_id: str) -> str:
+        """The whole id for a unique prefix of one (a whole id is taken as it is)."""
+        if len(request_id) >= WHOLE_ID or not request_id:
+            return request_id
+        found: list[str] = []
+        page = 1
+        while True:
+            items = self.call("GET", V1, params={"page": page, "per_page": 1000})
+            found += [i["id"] for i in items if str(i["id"]).startswith(request_id)]
+            if len(items) < 1000 or len(found) > 1:
+                break
+            page += 1
+        if not found:
+            fail(f"no request id starts with {request_id!r} (mdr request list shows them)")
+        if len(found) > 1:
+            fail(
+                f"{request_id!r} is the start of more than one request id "
+                f"({', '.join(found[:3])}{', ...' if len(found) > 3 else ''}): give more of it"
+            )
+        return found[0]
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:
@@ -106,6 +129,10 @@ def _show(item: dict[str, Any], as_json: bool) -> None:
         value = item.get(name)
         if name == "status" and isinstance(value, int):
             value = STATUS.get(value, value)
+        elif isinstance(value, list):  # words for people, not Python's list syntax
+            value = ", ".join(str(v) for v in value)
+        elif name == "progress" and isinstance(value, int | float):
+            value = f"{value:.0%}"
         lines.append(f"{name:<13} {'' if value is None else value}")
     lines += [f"{'warning':<13} {warning}" for warning in item.get("warnings") or []]
     click.echo("\n".join(lines))  # plain lines: a link is never cut to the terminal width
@@ -195,9 +222,16 @@ def create(
 
 def _wait(client: Client, request_id: str, poll: float = 0.3) -> dict[str, Any]:
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(), transient=True
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        transient=True,
+        console=Console(stderr=True),
     ) as bar:
-        task = bar.add_task("building report", total=1.0)
+        task = bar.add_task(f"building report {request_id}", total=1.0)
         while True:
             item: dict[str, Any] = client.call("GET", f"{V1}/{request_id}")
             bar.update(task, completed=float(item.get("progress") or 0.0))
@@ -259,7 +293,8 @@ def _download(item: dict[str, Any], path: Path) -> None:
 @_client_options
 def get(request_id: str, url: str, key: str | None, as_json: bool) -> None:
     """Show one request."""
-    _show(Client(url, key).call("GET", f"{V1}/{request_id}"), as_json)
+    client = Client(url, key)
+    _show(client.call("GET", f"{V1}/{client.resolve(request_id)}"), as_json)
 
 
 @request.command("list")
@@ -272,16 +307,23 @@ def list_requests(page: int, per_page: int, url: str, key: str | None, as_json: 
     if as_json:
         click.echo(json.dumps(items, indent=2))
         return
-    table = Table("id", "status", "created_at", "report_name", "records")
-    for item in items:
-        table.add_row(
+    rows = [("id", "status", "created_at", "records", "report_name")]
+    rows += [
+        (
             item["id"],
             STATUS.get(item["status"], str(item["status"])),
             item["created_at"],
-            item["report_name"],
             "" if item.get("record_count") is None else str(item["record_count"]),
+            item["report_name"],
         )
-    Console().print(table)
+        for item in items
+    ]
+    # Plain aligned columns, never cut or wrapped to the terminal: ids stay whole to copy.
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        click.echo(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[4]
+        )
 
 
 @request.command("delete")
@@ -289,7 +331,8 @@ def list_requests(page: int, per_page: int, url: str, key: str | None, as_json: 
 @_client_options
 def delete(request_id: str, url: str, key: str | None, as_json: bool) -> None:
     """Delete a request (cancels a build in progress)."""
-    item = Client(url, key).call("DELETE", f"{V1}/{request_id}")
+    client = Client(url, key)
+    item = client.call("DELETE", f"{V1}/{client.resolve(request_id)}")
     if as_json:
         click.echo(json.dumps(item, indent=2))
     else:
@@ -301,7 +344,8 @@ def delete(request_id: str, url: str, key: str | None, as_json: bool) -> None:
 @_client_options
 def wait_for(request_id: str, url: str, key: str | None, as_json: bool) -> None:
     """Show progress until a request is finished."""
-    _show(_wait(Client(url, key), request_id), as_json)
+    client = Client(url, key)
+    _show(_wait(client, client.resolve(request_id)), as_json)
 
 
 @request.command("download")
@@ -310,7 +354,9 @@ def wait_for(request_id: str, url: str, key: str | None, as_json: bool) -> None:
 @_client_options
 def download(request_id: str, path: str | None, url: str, key: str | None, as_json: bool) -> None:
     """Download a finished report, resuming a broken download."""
-    item = Client(url, key).call("GET", f"{V1}/{request_id}")
+    client = Client(url, key)
+    request_id = client.resolve(request_id)
+    item = client.call("GET", f"{V1}/{request_id}")
     if item["status"] != 2:
         fail(f"report {request_id} is {STATUS.get(item['status'])}, not complete")
     suffix = {"csv": ".csv", "csv.gz": ".csv.gz", "jsonl.gz": ".jsonl.gz", "parquet": ".parquet"}

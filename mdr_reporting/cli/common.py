@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import unquote, urlparse
 
 import click
 from sqlalchemy.engine import url as sa_url
 
-from mdr_reporting.logsafe import install_log_redaction
 from mdr_reporting.settings import Settings, SettingsError, ensure_signing_secret, load_settings
 
-__all__ = ["configure_logging", "emit", "fail", "load", "one_line", "redact", "settings_options"]
+__all__ = [
+    "configure_logging",
+    "emit",
+    "fail",
+    "load",
+    "load_existing",
+    "one_line",
+    "redact",
+    "settings_options",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,6 +62,31 @@ def load(**flags: Any) -> Settings:
         fail(f"data folder {settings.data_dir}: {one_line(exc)}")
 
 
+def load_existing(*, catalog: bool = False, lake: bool = False, **flags: Any) -> Settings:
+    """Settings for a read-only command: nothing is created. When the catalog (or lake)
+    it reads is local and missing, exit with one line naming the folder it looked in."""
+    try:
+        settings = load_settings(flags)
+    except SettingsError as exc:
+        fail(f"settings: {exc}")
+    data_dir = settings.data_dir
+    where = "--data-dir DIR or set MDR_DATA_DIR"
+    if data_dir.exists() and not data_dir.is_dir():
+        fail(f"data folder {data_dir}: not a directory")
+    paths = []
+    if catalog and settings.catalog_url.startswith("sqlite:///"):
+        paths.append(("catalog", Path(settings.catalog_url.removeprefix("sqlite:///"))))
+    if lake and settings.lake_url.startswith("file://"):
+        paths.append(("lake", Path(unquote(urlparse(settings.lake_url).path))))
+    for what, path in paths:
+        if path.exists():
+            continue
+        if path.is_relative_to(data_dir) and not data_dir.exists():
+            fail(f"no data folder at {data_dir}: nothing to show (pass {where})")
+        fail(f"no {what} at {path}: nothing to show (data folder {data_dir}; pass {where})")
+    return settings  # no signing secret: a read-only command signs nothing
+
+
 def one_line(exc: BaseException) -> str:
     """An error as one line: the driver's own message (not SQLAlchemy's wrapper), no hints."""
     cause = getattr(exc, "orig", None) or exc
@@ -81,11 +115,9 @@ def emit(data: dict[str, Any], as_json: bool, text: str) -> None:
 
 
 def configure_logging(settings: Settings) -> None:
-    """Timestamped lines on stderr at the settings' level, for the long-running commands;
-    no line ever shows a key, a link signature or a signed query string."""
-    install_log_redaction()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step
+    """Timestamped lines (text, or JSON with ``log_format = "json"``) on stderr at the
+    settings' level, for the long-running commands; no line ever shows a key, a link
+    signature or a signed query string."""
+    from mdr_reporting.observability.logs import configure_logging as configure
+
+    configure(settings.log_level, settings.log_format)

@@ -12,13 +12,23 @@ from typing import Any
 
 import click
 import pyarrow as pa
+import pyarrow.compute as pc
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 from mdr_reporting.catalog import Catalog
 from mdr_reporting.cli.admin import open_catalog
-from mdr_reporting.cli.common import fail, load, settings_options
+from mdr_reporting.cli.common import fail, load, load_existing, settings_options
 from mdr_reporting.domain.errors import MdrError
 from mdr_reporting.generator import file_format, generate, write_records
 from mdr_reporting.ingest import Ingestor, IngestResult, InvalidRecords, RawChunk, read_file
@@ -122,8 +132,11 @@ def _with_progress(
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
+        TaskProgressColumn(),
         _RowsColumn(),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=console,
     )
     with progress:
@@ -162,7 +175,13 @@ def load_demo_records(
             chunks, create_accounts=True, on_chunk=on_chunk
         ),
     )
-    click.echo(f"loaded {result.rows:,} demo records in {seconds:.1f} s")
+    messages = int(pc.count_distinct(table.column("id")).as_py())
+    twice = table.num_rows - messages
+    click.echo(
+        f"generated {table.num_rows:,} demo records: {messages:,} messages, {twice:,} of them "
+        f"twice (a 'sent' version, then the final one); the lake stored {result.stored:,} "
+        f"versions in {seconds:.1f} s (of an id sent twice in one batch it keeps the latest)"
+    )
     return result.rows
 
 
@@ -173,6 +192,8 @@ def _report(path: str, bad: InvalidRecords) -> None:
         click.echo(f"  line {problem.line}: {field}: {problem.reason}", err=True)
     if bad.total > len(bad.problems):
         click.echo(f"  ... and {bad.total - len(bad.problems)} more", err=True)
+    if any(p.field == "account_id" and p.reason.endswith("does not exist") for p in bad.problems):
+        click.echo("  (ingest --create-accounts creates the accounts these records name)", err=True)
 
 
 @click.command("generate")
@@ -233,7 +254,7 @@ def compact(**flags: Any) -> None:
 @settings_options
 def stats(as_json: bool, **flags: Any) -> None:
     """Files, rows, days and bytes, per UTC day and in total."""
-    figures = _open_lake(load(**flags)).stats()
+    figures = _open_lake(load_existing(lake=True, **flags)).stats()
     if as_json:
         data = {
             "version": figures.version,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shlex
+import signal
 import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import FrameType
 from typing import Any
 
 import click
@@ -99,11 +101,12 @@ def run_server(
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
-        access_log=settings.log_level == "debug",
+        log_config=None,  # uvicorn's lines go through our handler, format and redaction
+        access_log=False,  # the mdr.http line (observability.http) replaces it
         lifespan="on",
         server_header=False,  # no "Server: uvicorn": the answer does not name the stack
     )
-    server = uvicorn.Server(config)
+    server = _Server(config)
 
     def announce() -> None:
         while not server.started:
@@ -128,7 +131,9 @@ def run_server(
         )
         background.start()
         if background.worker is not None:
-            wake = background.worker.wake
+            worker = background.worker
+            services.observability.worker_alive = lambda: worker.alive_at
+            wake = worker.wake
             services.requests.on_created = lambda _state: wake()
     try:
         server.run()
@@ -136,6 +141,25 @@ def run_server(
         if background is not None:
             background.stop()
         services.catalog.close()
+    if server.stopped_by is not None:
+        handed = background.worker.handed_back if background and background.worker else 0
+        click.echo(
+            f"mdr stopped ({signal.Signals(server.stopped_by).name}): {handed} build(s) "
+            "handed back to the queue",
+            err=True,
+        )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that Ctrl-C or SIGTERM ends ``run`` normally (exit 0 once
+    the builds are handed back) instead of re-raising the signal afterwards."""
+
+    stopped_by: int | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.stopped_by = sig
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
 
 
 _server_options = [
@@ -181,6 +205,7 @@ def demo(host: str | None, port: str | None, records: int, **flags: Any) -> None
     from mdr_reporting.cli.records import load_demo_records
 
     settings = load(host=host, port=port, **flags)
+    configure_logging(settings)
     catalog = open_catalog(settings)
     if catalog.get_account(DEMO_ACCOUNT) is None:
         catalog.create_account("Demo account", account_id=DEMO_ACCOUNT)

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import IntEnum
 from typing import Any
 from urllib.parse import urlparse
 
@@ -232,8 +233,16 @@ def _int_list(
         try:
             out.append(allowed(item))
         except ValueError:
-            errors.add(name, f"{name} has no value {item}", f"/{name}/{index}")
+            errors.add(name, f"{name} has no value {item}{_valid(allowed)}", f"/{name}/{index}")
     return out
+
+
+def _valid(allowed: Callable[[int], Any]) -> str:
+    """``: valid values are 1 (complete), 2 (incomplete), 3 (errors)`` for an enum."""
+    if not isinstance(allowed, type) or not issubclass(allowed, IntEnum):
+        return ""
+    names = ", ".join(f"{m.value} ({m.name.lower()})" for m in allowed)
+    return f": valid values are {names}"
 
 
 def _str_list(
@@ -326,6 +335,13 @@ def _window(
         if end_required or body.get("end_time") is not None:
             return None
         times["end_time"] = now.astimezone(UTC).replace(microsecond=0)
+        if times["end_time"] <= times["start_time"]:
+            errors.add(
+                "start_time",
+                "start_time is in the future: without end_time the report ends now; "
+                "give a start_time in the past, or an end_time after it",
+            )
+            return None
     if times["end_time"] <= times["start_time"]:
         errors.add("end_time", "end_time must be after start_time")
         return None

@@ -339,10 +339,25 @@ def _per_account(
 
 
 def _tags(rng: np.random.Generator, n: int) -> pa.Array:
+    """0 to 3 tags a record, never one tag twice in a record (three distinct picks per
+    row, of which the first ``count`` are kept)."""
     counts = rng.choice(4, size=n, p=[0.3, 0.45, 0.2, 0.05])
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    values = pa.array(TAGS).take(pa.array(rng.integers(0, len(TAGS), size=int(offsets[-1]))))
+    picks = _distinct3(rng, n, len(TAGS))
+    keep = np.arange(3)[None, :] < counts[:, None]
+    values = pa.array(TAGS).take(pa.array(picks[keep]))
     return pa.ListArray.from_arrays(pa.array(offsets), values, type=pa.list_(pa.string()))
+
+
+def _distinct3(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
+    """An (n, 3) matrix of indexes below ``size``, distinct within each row, uniform."""
+    first = rng.integers(0, size, size=n)
+    second = (first + 1 + rng.integers(0, size - 1, size=n)) % size
+    low, high = np.minimum(first, second), np.maximum(first, second)
+    third = rng.integers(0, size - 2, size=n)
+    third += third >= low  # skip the two taken, in increasing order
+    third += third >= high
+    return np.stack([first, second, third], axis=1)
 
 
 def _bodies(rng: np.random.Generator, outbound: np.ndarray) -> pa.Array:

@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 CHUNK_BYTES = 32 * 1024 * 1024
+FIRST_CHUNK_BYTES = 1024 * 1024  # a small first block: progress (and its ETA) from the start
 CHUNK_ROWS = 500_000
 # Blocks of this size are parsed in parallel; a longer line takes the exact path.
 JSON_BLOCK_BYTES = 1 << 20
@@ -452,8 +453,10 @@ def _ndjson_blocks(handle: BinaryIO) -> Iterator[RawChunk]:
     """Whole-line blocks of about CHUNK_BYTES, numbered by line."""
     carry = b""
     next_line = 1
+    size = FIRST_CHUNK_BYTES
     while True:
-        block = handle.read(CHUNK_BYTES)
+        block = handle.read(size)
+        size = CHUNK_BYTES
         data = carry + block
         if not block:
             if data.strip():

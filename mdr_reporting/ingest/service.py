@@ -20,6 +20,7 @@ from mdr_reporting.domain.errors import Conflict, ErrorItem, Forbidden, InvalidI
 from mdr_reporting.domain.validation import MAX_PROBLEMS, RowProblem, validate_records
 from mdr_reporting.ingest.readers import RawChunk
 from mdr_reporting.lake import Lake, LakeConflict, LakeWriter
+from mdr_reporting.observability.metrics import observe_ingest
 
 __all__ = ["IngestResult", "Ingestor", "InvalidRecords"]
 
@@ -105,8 +106,10 @@ class Ingestor:
         if writable is not None:
             foreign = sorted((named - missing) - set(writable))
             if foreign:
+                first = pc.index(column, foreign[0]).as_py()
                 raise Forbidden(
-                    f"this key may not write records of account {foreign[0]}"
+                    f"line {chunk.line_of(first)}: this key may not write records of account "
+                    f"{foreign[0]}"
                     + (f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""),
                     pointer="/account_id",
                 )
@@ -115,16 +118,27 @@ class Ingestor:
         mask = pc.fill_null(pc.is_in(column, value_set=pa.array(sorted(missing))), False)
         rows = pc.indices_nonzero(mask).slice(0, MAX_PROBLEMS).to_pylist()
         total = int(pc.sum(mask).as_py() or 0)
-        return {(row, "account_id"): "account does not exist" for row in rows}, total - len(rows)
+        names = column.take(pa.array(rows, pa.int64())).to_pylist() if rows else []
+        problems = {
+            (row, "account_id"): f"account {name} does not exist"
+            for row, name in zip(rows, names, strict=True)
+        }
+        return problems, total - len(rows)
 
     def ingest_batch(self, chunk: RawChunk, writable: Collection[str] | None) -> IngestResult:
         """One HTTP batch: checked without the lake's lock, then appended atomically."""
         table, problems, count = self.prepare(chunk, writable)
         if table is None:
+            observe_ingest(0, ok=False)
             raise InvalidRecords(problems, count)
-        with self.lake.writer() as writer:
-            stored = _add(writer, table, chunk)
-            result = writer.commit()
+        try:
+            with self.lake.writer() as writer:
+                stored = _add(writer, table, chunk)
+                result = writer.commit()
+        except InvalidRecords:
+            observe_ingest(0, ok=False)
+            raise
+        observe_ingest(table.num_rows)
         return IngestResult(table.num_rows, stored, result.version)
 
     def ingest(
@@ -150,8 +164,10 @@ class Ingestor:
                 if on_chunk is not None:
                     on_chunk(chunk, chunk.table.num_rows)
             if problems:
+                observe_ingest(0, ok=False)
                 raise InvalidRecords(problems, total)
             result = writer.commit()
+        observe_ingest(rows)
         return IngestResult(rows, stored, result.version)
 
     def _ahead(

@@ -28,6 +28,8 @@ from mdr_reporting.domain.errors import storage_full
 from mdr_reporting.files.base import FileStore
 from mdr_reporting.files.downloads import download_filename
 from mdr_reporting.files.formats import file_format
+from mdr_reporting.observability import build_finished
+from mdr_reporting.observability.metrics import WORKER_HEARTBEAT
 from mdr_reporting.owner_only import private_dir
 from mdr_reporting.worker.builder import BuildCancelled, ReportBuilder
 from mdr_reporting.worker.scratch import BuildFolder, sweep_build_folders
@@ -61,6 +63,7 @@ class _Job:
         self.lost = threading.Event()
         self._done = threading.Event()
         self._last_progress = 0.0
+        self.started = time.perf_counter()
         self._heartbeat = threading.Thread(
             target=self._beat, name=f"mdr-heartbeat-{claim.state.id[:8]}", daemon=True
         )
@@ -89,6 +92,7 @@ class _Job:
                 if not self.worker.queue.renew(self.request_id, self.claim.owner):
                     self.lost.set()
                     return
+                self.worker.alive()
             except Exception:
                 log.warning("lease renewal for %s failed", self.request_id, exc_info=True)
 
@@ -134,6 +138,12 @@ class Worker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.handed_back = 0  # builds given back to the queue by stop()
+        self.alive_at = time.monotonic()  # last sign of life: a poll or a lease renewal
+
+    def alive(self) -> None:
+        self.alive_at = time.monotonic()
+        WORKER_HEARTBEAT.set(time.time())
 
     @property
     def stopping(self) -> bool:
@@ -188,6 +198,7 @@ class Worker:
     def _loop(self, slot: int) -> None:
         owner = f"{self.worker_id}/{slot}"
         while not self._stop.is_set():
+            self.alive()
             try:
                 worked = self.run_once(owner)
             except Exception:  # the catalog is unreachable: wait and try again
@@ -239,8 +250,11 @@ class Worker:
                 if not done:  # deleted (or taken over) between the build and now
                     self.files.delete(key)
                     log.info("report %s was cancelled as it completed", state.id)
+                    self._finished(job, "cancelled")
                 else:
-                    log.info("report %s complete: %d rows", state.id, result.record_count)
+                    self._finished(
+                        job, "complete", rows=result.record_count, size=size, engine=result.engine
+                    )
             except BuildCancelled:
                 self._cancelled(job)
             except Exception as exc:
@@ -248,15 +262,33 @@ class Worker:
                     self._cancelled(job)  # a builder may fail noisily once cancelled
                 elif storage_full(exc):
                     self._storage_full(claim, exc)
+                    self._finished(job, "storage_full")
                 else:
-                    self._failed(claim, exc)
+                    self._finished(job, self._failed(claim, exc))
+
+    def _finished(
+        self, job: _Job, outcome: str, *, rows: int = 0, size: int = 0, engine: str | None = None
+    ) -> None:
+        """The build's log line and metrics (observability.build_finished)."""
+        build_finished(
+            job.claim.state,
+            outcome,
+            time.perf_counter() - job.started,
+            rows=rows,
+            size=size,
+            attempt=job.claim.attempt,
+            engine=engine,
+        )
 
     def _cancelled(self, job: _Job) -> None:
         if not job.lost.is_set():  # the worker is stopping: hand the request back
             self.queue.release(job.request_id, job.claim.owner)
+            self.handed_back += 1
             log.info("report %s handed back: the worker is stopping", job.request_id)
+            self._finished(job, "handed_back")
         else:
             log.info("report %s cancelled: deleted or lease lost", job.request_id)
+            self._finished(job, "cancelled")
 
     def _storage_full(self, claim: Claim, exc: Exception) -> None:
         """A full disk is the operator's to fix: the request waits, its attempts untouched."""
@@ -269,7 +301,8 @@ class Worker:
         )
         log.error("report %s waits: the disk is full (%s)", claim.state.id, exc)
 
-    def _failed(self, claim: Claim, exc: Exception) -> None:
+    def _failed(self, claim: Claim, exc: Exception) -> str:
+        """Record the failed attempt; ``failed`` when it was the last, else ``retried``."""
         detail = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
         outcome = self.queue.fail_attempt(
             claim.state.id, claim.owner, customer_reason(exc), retry_after=self.retry_after
@@ -283,8 +316,9 @@ class Worker:
                 detail,
                 exc_info=exc,
             )
-        else:
-            log.warning("report %s attempt %d failed: %s", claim.state.id, claim.attempt, detail)
+            return "failed"
+        log.warning("report %s attempt %d failed: %s", claim.state.id, claim.attempt, detail)
+        return "retried"
 
 
 def customer_reason(exc: BaseException) -> str:

@@ -40,7 +40,8 @@ def test_ingest_every_format_with_accounts_created(tmp_path: Path) -> None:
     files = [generate(tmp_path, n) for n in ("r.ndjson", "r.csv.gz", "r.parquet")]
     refused = run_mdr("ingest", str(files[0]), data_dir=tmp_path / "data")
     assert refused.returncode != 0
-    assert "account does not exist" in refused.stderr and "Traceback" not in refused.stderr
+    assert "account_id: account acct-" in refused.stderr and "does not exist" in refused.stderr
+    assert "--create-accounts" in refused.stderr and "Traceback" not in refused.stderr
     assert stats(tmp_path)["rows"] == 0
 
     done = run_mdr("ingest", *map(str, files), "--create-accounts", data_dir=tmp_path / "data")

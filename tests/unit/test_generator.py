@@ -15,6 +15,7 @@ import pytest
 from mdr_reporting.domain.validation import validate_records
 from mdr_reporting.generator import account_ids, generate, write_records
 from mdr_reporting.generator.traffic import RECENT, _accounts
+from mdr_reporting.generator.world import TAGS
 from mdr_reporting.ingest.readers import read_file
 
 START = date(2026, 3, 2)  # a Monday
@@ -153,3 +154,13 @@ def test_bodies_have_quotes_commas_newlines_and_json(traffic: pa.Table) -> None:
     assert any("\n" in b for b in bodies) and any(b.startswith("{") for b in bodies)
     tags = traffic.column("tags")
     assert 0.5 < share(pc.greater(pc.list_value_length(tags), 0)) < 0.9
+
+
+def test_no_record_repeats_a_tag() -> None:
+    table = generate(20_000, 20, 30, date(2026, 11, 1), seed=1)
+    tags = [row or [] for row in table.column("tags").to_pylist()]
+    assert all(len(set(row)) == len(row) for row in tags)
+    assert Counter(len(row) for row in tags)[3] > 500  # three tags still happen, distinct
+    used = Counter(tag for row in tags for tag in row)
+    assert set(used) == set(TAGS)
+    assert min(used.values()) > 0.5 * max(used.values())  # still spread evenly

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,3 +108,34 @@ def test_signing_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
 def test_scaled_out_catalog_turns_the_embedded_worker_off() -> None:
     settings = load_settings({"catalog_url": "postgresql://db/mdr"}, environ={})
     assert settings.with_worker is False and not settings.embedded
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "config", "message"),
+    [
+        (
+            {},
+            {"MDR_LOG_LEVL": "debug"},
+            "",
+            "MDR_LOG_LEVL: unknown setting; did you mean MDR_LOG_LEVEL?",
+        ),
+        ({}, {"MDR_DATADIR": "x"}, "", "MDR_DATADIR: unknown setting; did you mean MDR_DATA_DIR?"),
+        ({}, {}, "prot = 8000\n", "unknown setting; did you mean port?"),
+        (
+            {"worker_concurency": 2},
+            {},
+            "",
+            "--worker-concurency: unknown setting; did you mean --worker-concurrency?",
+        ),
+        ({}, {"MDR_COLOUR": "blue"}, "", "MDR_COLOUR: unknown setting"),
+    ],
+)
+def test_an_unknown_setting_suggests_the_closest_name(
+    tmp_path: Path, flags: dict[str, Any], env: dict[str, str], config: str, message: str
+) -> None:
+    if config:
+        (tmp_path / "mdr.toml").write_text(config)
+        flags = {**flags, "config": str(tmp_path / "mdr.toml")}
+    with pytest.raises(SettingsError) as caught:
+        load_settings(flags, environ=env)
+    assert str(caught.value).endswith(message)
