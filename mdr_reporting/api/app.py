@@ -19,6 +19,7 @@ from mdr_reporting.api.schemas import MdrRecord, V1CreateBody, V2CreateBody
 from mdr_reporting.api.service import RequestService
 from mdr_reporting.catalog import Catalog
 from mdr_reporting.catalog.ratelimits import RateLimiter
+from mdr_reporting.console import mount as mount_console
 from mdr_reporting.domain.requests import RequestState
 from mdr_reporting.files import FileStore, LinkSigner
 from mdr_reporting.files.downloads import ReportDownloads
@@ -86,6 +87,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(v2.router)
     app.include_router(downloads.router)
     app.include_router(ingest.router)
+    mount_console(app)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:
