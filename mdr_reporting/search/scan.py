@@ -68,8 +68,8 @@ def _groups(
 ) -> list[int]:
     """Row groups whose statistics allow a row of ``accounts`` with created_at in
     [low, high) (epoch microseconds); a group without statistics is always read."""
-    names = meta.schema.names
-    account_at, created_at = names.index("account_id"), names.index("created_at")
+    leaves = [meta.schema.column(i).path for i in range(meta.num_columns)]
+    account_at, created_at = leaves.index("account_id"), leaves.index("created_at")
     wanted = sorted(accounts) if accounts is not None else None
     kept = []
     for index in range(meta.num_row_groups):
@@ -98,7 +98,7 @@ def _read(path: str, groups: list[int], columns: Sequence[str], meta: pq.FileMet
     """``columns`` of ``groups`` with each row's number in the file; folded numbers are
     computed for files written before the lake stored them."""
     handle = pq.ParquetFile(path, metadata=meta)
-    present = set(meta.schema.names)
+    present = set(meta.schema.to_arrow_schema().names)
     wanted = [c for c in columns if c in present]
     missing = [c for c in columns if c not in present]
     for name in missing:
