@@ -37,7 +37,10 @@ class MessageDetailRecord(BaseModel):
     cld: str
     message_type: str
     parts: int
-    status: str
+    status: Literal["delivered", "dlr_unconfirmed", "received", "failed", "gw_reject"] | None = (
+        Field(description="The carrier's spelling of a final status; null while not final")
+    )
+    message_status: str = Field(description="The status in this service's words (api.md §6)")
     errors: list[str] = Field(description="The record's error code, when it has one")
     carrier: str | None
     mcc: str | None

@@ -50,6 +50,13 @@ DATE_RANGES = (
 _LAST_DAYS = re.compile(r"^last_([1-9][0-9]{0,3})_days$")
 _LAST_DAYS_PATTERN = "^last_[1-9][0-9]{0,3}_days$"
 STATUSES = tuple(sorted(STATUS_RECORD_TYPE))
+CARRIER_STATUSES = {
+    "dlr_unconfirmed": "delivery_unconfirmed",
+    "failed": "delivery_failed",
+    "gw_reject": "sending_failed",
+}
+"""The carrier's spellings the status filter also takes (the records' ``status`` field)."""
+_STATUS_WORDS = (*STATUSES, *CARRIER_STATUSES)
 _ITEM = f"[^,{PLAIN_CHAR[2:-1]}]"  # a plain character that is not a comma
 _LIST_PATTERN = f"^{_ITEM}+(,{_ITEM}+)*$"
 _NUMBER = f"^([^+{PLAIN_CHAR[2:-1]}]|\\+{PLAIN_CHAR}){PLAIN_CHAR}*$"
@@ -96,8 +103,12 @@ PARAMETERS: list[dict[str, Any]] = [
     ),
     _param(
         "filter[status]",
-        {"type": "string", "pattern": _choices(STATUSES)},
-        "Message status (" + ", ".join(STATUSES) + "); several joined with commas",
+        {"type": "string", "pattern": _choices(_STATUS_WORDS)},
+        "Message status ("
+        + ", ".join(STATUSES)
+        + ", or the carrier's "
+        + ", ".join(CARRIER_STATUSES)
+        + "); several joined with commas",
     ),
     *(
         _param(
@@ -302,7 +313,8 @@ def parse_search(params: Iterable[tuple[str, str]], now: datetime) -> RecordSear
     if "filter[direction]" in values:
         directions = _choice("filter[direction]", values["filter[direction]"], DIRECTIONS, errors)
     if "filter[status]" in values:
-        statuses = _choice("filter[status]", values["filter[status]"], STATUSES, errors)
+        words = _choice("filter[status]", values["filter[status]"], _STATUS_WORDS, errors)
+        statuses = tuple(dict.fromkeys(CARRIER_STATUSES.get(w, w) for w in words))
     if "filter[profile_id]" in values:
         profiles = _list("filter[profile_id]", values["filter[profile_id]"], errors)
     if "filter[tags]" in values:

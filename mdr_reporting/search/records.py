@@ -29,9 +29,18 @@ from mdr_reporting.lake.base import Snapshot
 from mdr_reporting.search.params import RecordSearch
 from mdr_reporting.search.scan import FILE, ROW, Window, read_rows, scan_day
 
-__all__ = ["SearchPage", "render_record", "search_records"]
+__all__ = ["CARRIER_STATUS", "SearchPage", "render_record", "search_records"]
 
 _TICK = timedelta(microseconds=1)
+CARRIER_STATUS = {
+    "delivered": "delivered",
+    "delivery_unconfirmed": "dlr_unconfirmed",
+    "received": "received",
+    "delivery_failed": "failed",
+    "sending_failed": "gw_reject",
+}
+"""The carrier's spelling of each final status (the SDK's ``MessageDetailRecord.status``);
+queued, sending and sent are not final and have none."""
 _SHOWN = [c for c in RECORD_COLUMNS if c != "message_body"]
 
 
@@ -166,7 +175,8 @@ def _money(value: Decimal | None) -> str | None:
 
 
 def render_record(row: dict[str, Any]) -> dict[str, Any]:
-    """A record as the SDK's ``MessageDetailRecord`` (plus this service's own fields)."""
+    """A record as the SDK's ``MessageDetailRecord`` (plus this service's own fields:
+    ``message_status`` is the status in this service's words, api.md section 6)."""
     tags = row.get("tags") or []
     return {
         "record_type": "message_detail_record",
@@ -181,7 +191,8 @@ def render_record(row: dict[str, Any]) -> dict[str, Any]:
         "cld": row["cld"],
         "message_type": row["message_type"],
         "parts": row["parts"],
-        "status": row["status"],
+        "status": CARRIER_STATUS.get(row["status"]),
+        "message_status": row["status"],
         "errors": [row["error_code"]] if row.get("error_code") else [],
         "carrier": row.get("carrier"),
         "mcc": row.get("mcc"),
