@@ -12,7 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from mdr_reporting import __version__
-from mdr_reporting.api import downloads, ingest, v1, v2
+from mdr_reporting.api import detail_records, downloads, ingest, usage_reports, v1, v2
 from mdr_reporting.api.errors import install_error_handlers
 from mdr_reporting.api.ratelimit import RateLimitHeaders
 from mdr_reporting.api.schemas import MdrRecord, V1CreateBody, V2CreateBody
@@ -87,6 +87,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(v2.router)
     app.include_router(downloads.router)
     app.include_router(ingest.router)
+    app.include_router(detail_records.router)
+    app.include_router(usage_reports.router)
     mount_console(app)
 
     @app.get("/health", include_in_schema=False)
