@@ -59,8 +59,7 @@ def running_demo(tmp: Path, records: int) -> Iterator[Demo]:
     out_path = tmp / "demo.out"
     with log_path.open("w") as log, out_path.open("w") as out:
         server = subprocess.Popen(
-            [*MDR, "demo", "--records", str(records), "--port", str(port)]
-            + ["--data-dir", str(data_dir)],
+            [*MDR, "demo", "--records", str(records), "--port", str(port), "--data-dir", data_dir],
             stdout=out,
             stderr=log,
             env=env,

@@ -67,12 +67,13 @@ function render(record) {
   cell(row, record.direction);
   cell(row, record.cli, "mono");
   cell(row, record.cld, "mono");
-  cell(row, (record.status || "").replaceAll("_", " "));
+  // this service's status word (message_status), else the carrier's spelling
+  cell(row, (record.message_status || record.status || "").replaceAll("_", " "));
   cell(row, record.message_type);
   cell(row, record.parts, "num");
   cell(row, record.cost === null || record.cost === undefined ? "" : `${record.cost} ${record.currency || ""}`.trim(), "num");
   cell(row, record.profile_id, "mono");
-  cell(row, Array.isArray(record.tags) ? record.tags.join(", ") : record.tags);
+  cell(row, Array.isArray(record.tags) ? record.tags.join(", ") : (record.tags || "").split(",").join(", "));
   cell(row, record.uuid, "mono");
   return row;
 }
@@ -95,11 +96,16 @@ async function search(pageNumber) {
   table.hidden = data.length === 0;
   const pages = Math.max(meta.total_pages || 1, 1);
   const ms = Math.round(performance.now() - started);
-  const total = meta.total_results !== undefined ? ` of ${meta.total_results.toLocaleString("en-US")}` : "";
+  // The search stops one record past the page: the totals are exact only when it read
+  // the whole window (meta.total_exact), otherwise they are a lower bound.
+  const exact = meta.total_exact !== false;
+  const total = meta.total_results === undefined ? ""
+    : ` of ${exact ? "" : "at least "}${meta.total_results.toLocaleString("en-US")}`;
+  const of = `${exact ? "" : "at least "}${pages}`;
   summary.textContent = data.length
-    ? `${data.length} records${total} shown, page ${meta.page_number || page} of ${pages} (${ms} ms).`
+    ? `${data.length} records${total} shown, page ${meta.page_number || page} of ${of} (${ms} ms).`
     : "No records match.";
-  pageLabel.textContent = data.length ? `Page ${meta.page_number || page} of ${pages}` : "";
+  pageLabel.textContent = data.length ? `Page ${meta.page_number || page} of ${of}` : "";
   prev.disabled = page <= 1;
   next.disabled = page >= pages;
   announce("");

@@ -35,8 +35,8 @@ function sync(aggregation, start, end) {
   return api("GET", SYNC, {
     query: [
       ["aggregation_type", aggregation],
-      ["start_date", `${start}T00:00:00Z`],
-      ["end_date", `${end}T00:00:00Z`],
+      ["start_date", start], // whole UTC days: both dates are included
+      ["end_date", end],
       ...profilesQuery(),
     ],
   });
@@ -118,9 +118,9 @@ function drawDaily(dayList, perDay) {
       tzDate: (ts) => window.uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),
       series: [
         { label: "Day (UTC)" },
-        { label: "Sent", stroke: "#1f5fa8", width: 2, points: { show: true } },
+        { label: "Sent (outbound)", stroke: "#1f5fa8", width: 2, points: { show: true } },
         { label: "Delivered", stroke: "#1b7f3b", width: 2, dash: [8, 4], points: { show: true } },
-        { label: "Received", stroke: "#8a4fb3", width: 2, dash: [2, 3], points: { show: true } },
+        { label: "Received (inbound)", stroke: "#8a4fb3", width: 2, dash: [2, 3], points: { show: true } },
       ],
       axes: [{}, { label: "Messages", size: 70 }],
     },
@@ -128,7 +128,7 @@ function drawDaily(dayList, perDay) {
   );
   fillTable(
     document.getElementById("chart-messages"),
-    ["Day (UTC)", "Sent", "Delivered", "Received"],
+    ["Day (UTC)", "Sent (outbound)", "Delivered", "Received (inbound)"],
     dayList.map((day, i) => [day, formatCount(sent[i]), formatCount(delivered[i]), formatCount(received[i])]),
   );
   const currency = [...new Set(perDay.map((t) => t.currency))].join("/");
@@ -141,6 +141,7 @@ function drawDaily(dayList, perDay) {
         { label: "Day (UTC)" },
         { label: `Cost (${currency})`, stroke: "#a85d00", fill: "rgba(168,93,0,0.35)", paths: bars(), points: { show: false } },
       ],
+      scales: { x: { time: true, range: (u, min, max) => [min - 43200, max + 43200] } },
       axes: [{}, { label: currency, size: 70 }],
     },
     [x, costs],
@@ -225,8 +226,8 @@ async function load() {
   };
   try {
     const [perDay, window_] = await Promise.all([
-      inBatches(dayList, async (day) => totals((await sync("NO_AGGREGATION", day, dayAfter(day))).data.result)),
-      sync("PROFILE", first, dayAfter(last)),
+      inBatches(dayList, async (day) => totals((await sync("NO_AGGREGATION", day, day)).data.result)),
+      sync("PROFILE", first, last),
     ]);
     drawDaily(dayList, perDay);
     drawProfiles(window_.data.result);
