@@ -75,6 +75,7 @@ def running_demo(tmp: Path, records: int) -> Iterator[Demo]:
                     if line.startswith("demo key"):
                         key = line.split(": ", 1)[1].strip()
             url = f"http://127.0.0.1:{port}"
+            assert f"web console: {url}/console" in out_path.read_text()
             assert httpx.get(f"{url}/health", timeout=5).status_code == 200
             yield Demo(url, key, data_dir)
         finally:

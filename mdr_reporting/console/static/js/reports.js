@@ -114,7 +114,7 @@ async function refresh() {
   next.disabled = page >= pages;
   const building = data.some((item) => item.status === "PENDING");
   document.body.dataset.polling = building ? "fast" : "slow";
-  timer = setTimeout(refresh, building ? FAST : SLOW);
+  timer = setTimeout(refresh, building && !document.hidden ? FAST : SLOW);
 }
 
 async function removeReport(item) {
@@ -138,6 +138,9 @@ if (initPage()) {
   next.addEventListener("click", () => {
     page += 1;
     refresh();
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) refresh(); // back to the tab: fresh status at once
   });
   const created = new URLSearchParams(location.search).get("created");
   if (created) announce(`Report request ${created} created; its status updates below.`);

@@ -99,11 +99,11 @@ async function search(pageNumber) {
   // The search stops one record past the page: the totals are exact only when it read
   // the whole window (meta.total_exact), otherwise they are a lower bound.
   const exact = meta.total_exact !== false;
-  const total = meta.total_results === undefined ? ""
-    : ` of ${exact ? "" : "at least "}${meta.total_results.toLocaleString("en-US")}`;
+  const count = meta.total_results === undefined ? null : meta.total_results.toLocaleString("en-US");
+  const total = count === null ? "" : exact ? ` of ${count}` : ` (at least ${count} match)`;
   const of = `${exact ? "" : "at least "}${pages}`;
   summary.textContent = data.length
-    ? `${data.length} records${total} shown, page ${meta.page_number || page} of ${of} (${ms} ms).`
+    ? `${data.length} records shown${total}, page ${meta.page_number || page} of ${of} (${ms} ms).`
     : "No records match.";
   pageLabel.textContent = data.length ? `Page ${meta.page_number || page} of ${of}` : "";
   prev.disabled = page <= 1;
