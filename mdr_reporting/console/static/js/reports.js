@@ -24,6 +24,20 @@ const next = document.getElementById("reports-next");
 const pageLabel = document.getElementById("reports-page");
 let page = 1;
 let timer = null;
+const lastStatus = new Map(); // id -> status at the previous poll
+
+// Says a finished build aloud (the status region), since a table cell changes silently.
+function announceChanges(items) {
+  const finished = [];
+  for (const item of items) {
+    const before = lastStatus.get(item.id);
+    if (before === "PENDING" && item.status !== "PENDING") {
+      finished.push(`${item.report_name}: ${(STATUS[item.status] || { label: item.status }).label}`);
+    }
+    lastStatus.set(item.id, item.status);
+  }
+  if (finished.length) announce(`Updated: ${finished.join("; ")}.`);
+}
 
 function window_(item) {
   return `${formatInstant(item.start_date)} to ${formatInstant(item.end_date)} (${item.timezone})`;
@@ -107,6 +121,7 @@ async function refresh() {
     return;
   }
   replaceRows(data);
+  announceChanges(data);
   empty.hidden = data.length > 0 || page > 1;
   const pages = Math.max(meta.total_pages, 1);
   pageLabel.textContent = `Page ${meta.page_number} of ${pages} (${meta.total_results} reports)`;
