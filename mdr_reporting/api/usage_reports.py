@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from mdr_reporting.api.body import read_json
 from mdr_reporting.api.common import error_responses, reports_key
@@ -29,6 +30,16 @@ from mdr_reporting.usage.params import create_schema, fetch_parameters
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v2/reports/mdr_usage_reports", tags=["MDR usage reports"])
+
+
+class _ReportId(StringConvertor):
+    """A usage report id: any path segment but ``sync`` (fetch_sync's own resource), so
+    ``/sync`` answers only GET and its ``Allow`` header says so."""
+
+    regex = "(?!sync$)[^/]+"
+
+
+register_url_convertor("usage_report_id", _ReportId())
 
 
 class UsageResult(BaseModel):
@@ -186,7 +197,7 @@ async def list_reports(
 
 
 @router.get(
-    "/{report_id}",
+    "/{report_id:usage_report_id}",
     summary="Retrieve an MDR usage report",
     responses={200: {"model": UsageEnvelope}, **error_responses(401, 403, 404, 429)},
 )
@@ -201,7 +212,7 @@ async def retrieve(
 
 
 @router.delete(
-    "/{report_id}",
+    "/{report_id:usage_report_id}",
     summary="Delete an MDR usage report",
     responses={200: {"model": UsageEnvelope}, **error_responses(401, 403, 404, 429)},
 )

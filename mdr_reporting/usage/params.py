@@ -118,6 +118,7 @@ def _build(values: Mapping[str, Any], now: datetime, *, body: bool) -> UsageQuer
         for name, given in (("start_date", start_given), ("end_date", end_given)):
             if given is None:
                 errors.append(_bad(name, f"{name} is required", body=body))
+    before = len(errors)
     if end_given is not None:
         end_date, whole_day = _instant("end_date", end_given, errors, body)
         end = end_date + (timedelta(days=1) if whole_day else timedelta(microseconds=1))
@@ -125,12 +126,13 @@ def _build(values: Mapping[str, Any], now: datetime, *, body: bool) -> UsageQuer
         end_date = end = now
     if start_given is not None:
         start, _ = _instant("start_date", start_given, errors, body)
-    else:
+    elif len(errors) == before:
         start = end - timedelta(days=DEFAULT_DAYS)
+    window_ok = len(errors) == before
     profiles: tuple[str, ...] = ()
     if values.get("profiles") is not None:
         profiles = _profiles(values["profiles"], errors, body)
-    if not errors:
+    if window_ok:
         if end <= start:
             errors.append(_bad("end_date", "end_date must not be before start_date", body=body))
         elif end - start > timedelta(days=MAX_DAYS):
