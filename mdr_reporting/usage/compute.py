@@ -52,28 +52,26 @@ class UsageRow:
     cost: Decimal = Decimal(0)
 
 
-_GROUPS = {
-    "NO_AGGREGATION": "NULL::VARCHAR",
-    "PROFILE": "profile_id",
-    # One row per distinct tag; a message without tags in the null group.
-    "TAGS": "unnest(CASE WHEN len(list_distinct(tags)) > 0 THEN list_distinct(tags) "
-    "ELSE [NULL::VARCHAR] END)",
-}
+_GROUPS = {"NO_AGGREGATION": "NULL::VARCHAR", "PROFILE": "profile_id", "TAGS": "tags"}
 
 
-def usage_sql(aggregation: str, single: list[str], multiple: list[str], profiles: bool) -> str:
+def usage_sql(aggregation: str, single: list[str], multiple: list[str], accounts: int) -> str:
     """One statement over the window's files: ``single`` are files alone in their day
     (one row per id, read as they are), ``multiple`` the files of days with several (the
     latest version per id and day wins; on a tie the file listed first).
 
-    Parameters: ``$single``, ``$multiple``, ``$accounts``, ``$start``, ``$end`` and, with
-    ``profiles``, ``$profiles``."""
+    Parameters: ``$single``, ``$multiple``, ``$a0``.. (the ``accounts``, bound one by one
+    so that Parquet statistics skip other accounts' row groups), ``$start``, ``$end`` and
+    ``$profiles`` (a list, empty for every profile).  For TAGS the totals are grouped by
+    the tag list first and each list is then unnested to its distinct tags (a message
+    without tags in the null group): few distinct lists, so the unnest is cheap.  The
+    same group may come out in several rows; the caller adds them up.
+    """
     columns = "id, created_at, updated_at, direction, status, parts, cost, currency, profile_id"
     if aggregation == "TAGS":
         columns += ", tags"
-    scope = (
-        "account_id IN (SELECT unnest($accounts)) AND created_at >= $start AND created_at < $end"
-    )
+    names = ", ".join(f"$a{i}" for i in range(accounts))
+    scope = f"account_id IN ({names}) AND created_at >= $start AND created_at < $end"
     parts = []
     if single:
         parts.append(
@@ -87,20 +85,24 @@ def usage_sql(aggregation: str, single: list[str], multiple: list[str], profiles
             "ORDER BY updated_at DESC, file_index, file_row_number) = 1"
         )
     latest = " UNION ALL ".join(parts)
-    where = "WHERE profile_id IN (SELECT unnest($profiles))" if profiles else ""
-    return f"""
-SELECT grp, direction, currency,
+    totals = f"""
+SELECT {_GROUPS[aggregation]} AS grp, direction, currency,
        count(*) FILTER (WHERE direction = 'outbound') AS sent,
        count(*) FILTER (WHERE direction = 'outbound' AND status = 'delivered') AS delivered,
        count(*) FILTER (WHERE direction = 'inbound') AS received,
        coalesce(sum(parts), 0) AS parts,
        coalesce(sum(cost), 0) AS cost
-FROM (
-    SELECT {_GROUPS[aggregation]} AS grp, direction, status, parts, cost, currency
-    FROM ({latest}) AS latest
-    {where}
-) AS grouped
-GROUP BY grp, direction, currency
+FROM ({latest}) AS latest
+WHERE len($profiles) = 0 OR list_contains($profiles, profile_id)
+GROUP BY ALL
+"""
+    if aggregation != "TAGS":
+        return totals
+    return f"""
+SELECT unnest(CASE WHEN len(list_distinct(grp)) > 0 THEN list_distinct(grp)
+                   ELSE [NULL::VARCHAR] END) AS grp,
+       direction, currency, sent, delivered, received, parts, cost
+FROM ({totals}) AS by_list
 """
 
 
@@ -115,17 +117,16 @@ def _query_days(
     if not single and not multiple:
         return []
     params: dict[str, Any] = {
-        "accounts": sorted(accounts),
+        **{f"a{i}": account for i, account in enumerate(sorted(accounts))},
         "start": query.start,
         "end": query.end,
+        "profiles": list(query.profiles),
     }
     if single:
         params["single"] = single
     if multiple:
         params["multiple"] = multiple
-    if query.profiles:
-        params["profiles"] = list(query.profiles)
-    sql = usage_sql(query.aggregation, single, multiple, bool(query.profiles))
+    sql = usage_sql(query.aggregation, single, multiple, len(accounts))
     return con.execute(sql, params).fetchall()
 
 
