@@ -32,9 +32,11 @@ from mdr_reporting.api import create_app
 from mdr_reporting.catalog import KeyScope
 from mdr_reporting.cli.serve import build_services
 from mdr_reporting.domain.enums import FORMATS, Direction
+from mdr_reporting.domain.errors import InvalidInput
 from mdr_reporting.domain.times import get_zone, parse_instant
 from mdr_reporting.domain.validation import MAX_ID_LENGTH as MAX_RECORD_ID_LENGTH
 from mdr_reporting.settings import ensure_signing_secret, load_settings
+from mdr_reporting.usage import parse_create_body, parse_fetch_params
 from mdr_reporting.worker import Background, report_builder
 from tests.records import ndjson, record
 
@@ -43,6 +45,7 @@ __all__ = ["LiveApp", "RunSummary", "live_app", "run_schemathesis"]
 ACCOUNT = "acct-a"
 V1 = "/reporting/mdr_requests"
 DOWNLOAD = "/reports/{request_id}/download"
+USAGE = "/v2/reports/mdr_usage_reports"
 
 
 @dataclass
@@ -242,6 +245,24 @@ def _filter_order(body: dict[str, Any]) -> None:
     body["filters"] = ands + ors
 
 
+def _usage_window(values: Any, *, body: bool) -> None:
+    """A usage report's end_date is not before its start_date (and within MAX_DAYS)."""
+    if not isinstance(values, dict):
+        return
+    now = datetime.now(UTC)
+    try:
+        if body:
+            parse_create_body(values, now)
+        else:
+            parse_fetch_params([(k, str(v)) for k, v in values.items()], now)
+    except InvalidInput as exc:
+        if any(item.detail.startswith(("end_date must not", "the window")) for item in exc.items):
+            if values.get("end_date") is not None:
+                values["start_date"] = values["end_date"]
+            else:
+                values["end_date"] = values["start_date"]
+
+
 def _records(body: list[Any], counter: Iterator[int]) -> None:
     """Ids unique in the run (a stored id may not change created_at), the test's account."""
     for row in body:
@@ -292,6 +313,10 @@ def run_schemathesis(live: LiveApp, *, seed: int, max_examples: int) -> RunSumma
     @schema.hook
     def map_case(_ctx: Any, case: Any) -> Any:
         positive = case.meta is None or not case.meta.generation.mode.is_negative
+        if positive and case.path == f"{USAGE}/sync" and isinstance(case.query, dict):
+            _usage_window(case.query, body=False)
+        if positive and case.path == USAGE and case.method == "POST":
+            _usage_window(case.body, body=True)
         if positive and case.path == DOWNLOAD and next(downloads) % 2 == 0:
             # every other download uses a live signed link (these reports are never deleted)
             request_id, file, expires, sig = live.links[next(downloads) % len(live.links)]

@@ -12,7 +12,16 @@ from fastapi.openapi.utils import get_openapi
 from fastapi_offline import FastAPIOffline
 
 from mdr_reporting import __version__
-from mdr_reporting.api import downloads, ingest, ops, v1, v2, webhooks
+from mdr_reporting.api import (
+    detail_records,
+    downloads,
+    ingest,
+    ops,
+    usage_reports,
+    v1,
+    v2,
+    webhooks,
+)
 from mdr_reporting.api.errors import install_error_handlers
 from mdr_reporting.api.ratelimit import RateLimitHeaders
 from mdr_reporting.api.schemas import MdrRecord, V1CreateBody, V2CreateBody
@@ -20,6 +29,7 @@ from mdr_reporting.api.service import RequestService
 from mdr_reporting.catalog import Catalog
 from mdr_reporting.catalog.deliveries import DeliveryQueue
 from mdr_reporting.catalog.ratelimits import RateLimiter
+from mdr_reporting.console import mount as mount_console
 from mdr_reporting.domain.requests import RequestState
 from mdr_reporting.files import FileStore, LinkSigner
 from mdr_reporting.files.downloads import ReportDownloads
@@ -113,6 +123,9 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(webhooks.router)
     app.include_router(ops.router)
+    app.include_router(detail_records.router)
+    app.include_router(usage_reports.router)
+    mount_console(app)
 
     @app.get("/health", include_in_schema=False)
     async def health() -> dict[str, str]:

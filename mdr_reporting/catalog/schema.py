@@ -36,6 +36,7 @@ __all__ = [
     "requests",
     "webhook_attempts",
     "webhook_deliveries",
+    "usage_reports",
 ]
 
 
@@ -222,4 +223,29 @@ webhook_attempts = Table(
     Column("http_status", Integer, nullable=True),
     Column("error", Text, nullable=True),
     Column("next_attempt_at", UTCDateTime, nullable=True),  # null: no retry follows
+)
+
+# MDR usage reports (mdr_reporting/usage): small aggregates computed by the worker; the
+# row is the job (lease columns as on requests) and holds the result.
+usage_reports = Table(
+    "usage_reports",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("account_id", String(64), ForeignKey("accounts.id"), nullable=False),
+    Column("accounts", Text, nullable=False),  # JSON list: every account it covers
+    Column("aggregation_type", String(16), nullable=False),
+    Column("start_date", UTCDateTime, nullable=False),  # inclusive
+    Column("end_date", UTCDateTime, nullable=False),  # inclusive, as given
+    Column("end_time", UTCDateTime, nullable=False),  # the exclusive bound it means
+    Column("profiles", Text, nullable=False),  # JSON string list
+    Column("status", Integer, nullable=False),
+    Column("result", Text, nullable=True),  # JSON list of result rows once Complete
+    Column("error", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index("ix_usage_reports_account_created", "account_id", "created_at"),
+    Index("ix_usage_reports_status_lease", "status", "lease_expires_at"),
 )

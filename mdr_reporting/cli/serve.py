@@ -247,6 +247,7 @@ def demo_lines(settings: Settings, url: str, key: str) -> list[str]:
         f"data folder: {settings.data_dir}",
         f"demo account: {DEMO_ACCOUNT}",
         f"demo key (reports scope): {key}",
+        f"web console: {url}/console  (sign in with the demo key)",
         "create a report request:",
         f"  {curl}",
         f"then wait for it and download it to {DEMO_REPORT_FILE}:",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from mdr_reporting.catalog.jobs import JobQueue
 from mdr_reporting.catalog.notify import Listener
@@ -20,6 +21,9 @@ from mdr_reporting.worker.builder import ReportBuilder
 from mdr_reporting.worker.lake_builder import LakeReportBuilder
 from mdr_reporting.worker.sweeper import Sweeper
 from mdr_reporting.worker.worker import Worker, new_worker_id
+
+if TYPE_CHECKING:
+    from mdr_reporting.usage import UsageJobs
 
 __all__ = ["Background", "EngineUnavailable", "job_queue", "report_builder"]
 
@@ -74,6 +78,13 @@ def report_builder(settings: Settings, lake: Lake | None = None) -> ReportBuilde
     )
 
 
+def _usage_jobs(catalog: Catalog, lake: Lake) -> tuple[UsageJobs]:
+    """The usage reports' job, taken by the report worker's slots when no report waits."""
+    from mdr_reporting.usage import UsageJobs, UsageService, UsageStore
+
+    return (UsageJobs(UsageStore(catalog), UsageService(lake)),)
+
+
 class Background:
     """The worker (when there is a builder), its LISTEN thread on PostgreSQL, the sweeper and
     the webhook senders, started and stopped together."""
@@ -90,6 +101,7 @@ class Background:
         queue = job_queue(settings, catalog)
         files = files or open_file_store(settings.files_url, settings)
         listens = catalog.engine.dialect.name == "postgresql"
+        lake = getattr(builder, "lake", None)  # the real builder's lake: usage reports too
         self.worker = (
             Worker(
                 queue,
@@ -99,6 +111,7 @@ class Background:
                 # with LISTEN, polling only finds expired leases and retries: less often
                 poll_interval=LISTEN_POLL_SECONDS if listens else POLL_SECONDS,
                 work_dir=settings.data_dir / "work",
+                side_jobs=_usage_jobs(catalog, lake) if isinstance(lake, Lake) else (),
             )
             if builder is not None
             else None

@@ -19,8 +19,10 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Protocol
 
 from mdr_reporting.catalog.jobs import Claim, JobQueue
 from mdr_reporting.domain.enums import RequestStatus
@@ -52,6 +54,13 @@ def report_file_key(request_id: str, token: str, suffix: str) -> str:
 def key_request_id(key: str) -> str:
     """The request a report file was built for (the inverse of :func:`report_file_key`)."""
     return key.partition("/")[0]
+
+
+class SideJob(Protocol):
+    """Other queued work the slots take when no report waits (e.g. usage reports)."""
+
+    def run_once(self, owner: str) -> bool:
+        """Do one unit of work; False when there was none."""
 
 
 class _Job:
@@ -122,6 +131,7 @@ class Worker:
         work_dir: Path | None = None,
         worker_id: str | None = None,
         sweep_interval: float = 60.0,
+        side_jobs: Sequence[SideJob] = (),
     ) -> None:
         self.queue = queue
         self.files = files
@@ -135,6 +145,7 @@ class Worker:
         self.work_dir = work_dir or Path(tempfile.gettempdir())
         self.worker_id = worker_id or new_worker_id()
         self.sweep_interval = sweep_interval  # stale build folders are removed this often
+        self.side_jobs = tuple(side_jobs)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -200,7 +211,7 @@ class Worker:
         while not self._stop.is_set():
             self.alive()
             try:
-                worked = self.run_once(owner)
+                worked = self.run_once(owner) or any(j.run_once(owner) for j in self.side_jobs)
             except Exception:  # the catalog is unreachable: wait and try again
                 log.exception("report worker slot %d could not claim work", slot)
                 worked = False
