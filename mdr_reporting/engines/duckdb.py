@@ -41,7 +41,7 @@ from mdr_reporting.engines.base import (
     SnapshotFileMissing,
 )
 from mdr_reporting.engines.duckdb_sql import Shape, day_statement
-from mdr_reporting.engines.lakefiles import FOLD_FUNCTION, has_folded_numbers, timestamp_range
+from mdr_reporting.engines.lakefiles import FOLD_FUNCTION, day_facts
 from mdr_reporting.engines.outputs import Assembler, assembler_for
 from mdr_reporting.lake.base import Snapshot
 
@@ -305,13 +305,19 @@ class _Days:
     def _day_copy(
         self, index: int, cursor: duckdb.DuckDBPyConnection, files: tuple[str, ...], target: str
     ) -> Any:
-        low, high = timestamp_range(files) or _scanned_range(cursor, files)
+        facts = day_facts(files, self.query.accounts)
+        low, high = facts.time_range or _scanned_range(cursor, files)
         if high - low > _SPAN_RANGE_US:  # a few far-off times: spans around the days held only
             spans = _occupied_spans(cursor, files, self.zone)
         else:
             spans = offset_spans(self.zone, low, high)
-        folded = self.query.where is None or has_folded_numbers(files)
-        stmt = day_statement(self.query, files, spans, self.shape, folded=folded)
+        folded = self.query.where is None or facts.folded
+        # One file the lake laid out holds each id once, one account's rows in report order.
+        unique = facts.files == 1 and facts.laid_out
+        ordered = unique and len(self.query.accounts) == 1
+        stmt = day_statement(
+            self.query, files, spans, self.shape, folded=folded, unique=unique, ordered=ordered
+        )
         sql = f"COPY ({stmt.sql}) TO '{target}' ({self.options})"
         oom = self.crowded
         if not oom:
