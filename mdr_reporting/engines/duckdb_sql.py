@@ -19,7 +19,7 @@ from mdr_reporting.domain.records import FOLDED_COLUMNS, RECORD_COLUMNS
 from mdr_reporting.domain.zones import OffsetSpan
 from mdr_reporting.engines.lakefiles import CRITERIA_COLUMNS, FOLD_FUNCTION, TIMESTAMP_COLUMNS
 
-__all__ = ["Shape", "Statement", "day_statement"]
+__all__ = ["Shape", "Statement", "day_statement", "scanned_columns"]
 
 Shape = Literal["text", "json", "typed"]
 """``text``: CSV cells; ``json``: JSON values; ``typed``: Parquet columns."""
@@ -109,14 +109,18 @@ def _columns(stmt: Statement, query: ReportQuery, spans: list[OffsetSpan], shape
     return ",\n       ".join(out)
 
 
-def _scanned(query: ReportQuery) -> str:
+def scanned_columns(query: ReportQuery) -> tuple[str, ...]:
     """The columns a day's statement reads: the report's and the criteria's, nothing else.
 
     A materialized scope keeps what it selects, so ``message_body`` is left out
     when the report does not show it.
     """
     needed = {*query.columns, *CRITERIA_COLUMNS} - {"record_type"}
-    return ", ".join(name for name in RECORD_COLUMNS if name in needed)
+    return tuple(name for name in RECORD_COLUMNS if name in needed)
+
+
+def _scanned(query: ReportQuery) -> str:
+    return ", ".join(scanned_columns(query))
 
 
 def _predicate(stmt: Statement, term: NumberMatch | TagMatch) -> str:

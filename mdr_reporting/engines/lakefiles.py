@@ -107,14 +107,18 @@ class DayFacts:
     folded: bool  # every file holds the folded numbers
     time_range: tuple[int, int] | None  # smallest and largest timestamp, epoch microseconds
     rows: int  # rows of the row groups that may hold the accounts' rows
-    bytes: int  # their uncompressed size (the columns' total_byte_size)
+    bytes: int  # their uncompressed size (of the given columns, or of all)
 
 
-def day_facts(files: Sequence[str], accounts: Iterable[str] = ()) -> DayFacts:
+def day_facts(
+    files: Sequence[str], accounts: Iterable[str] = (), columns: Iterable[str] | None = None
+) -> DayFacts:
     """One footer read per file: layout, folded numbers, timestamp range, and the rows and
-    uncompressed bytes of the row groups whose ``account_id`` statistics admit one of
-    ``accounts`` (every row group when none are given, or without statistics)."""
+    uncompressed bytes (of ``columns``, or of every column) of the row groups whose
+    ``account_id`` statistics admit one of ``accounts`` (every row group when none are
+    given, or without statistics)."""
     wanted = sorted(set(accounts))
+    chosen = None if columns is None else set(columns)
     laid_out = folded = True
     rows = size = 0
     found: tuple[int, int] | None = None
@@ -134,6 +138,13 @@ def day_facts(files: Sequence[str], accounts: Iterable[str] = ()) -> DayFacts:
                     if not any(low <= a <= high for a in wanted):
                         continue
             rows += row_group.num_rows
-            size += row_group.total_byte_size
+            if chosen is None:
+                size += row_group.total_byte_size
+            else:
+                size += sum(
+                    row_group.column(i).total_uncompressed_size
+                    for i, name in enumerate(names)
+                    if name in chosen
+                )
     time_range = None if found is _UNKNOWN else found
     return DayFacts(len(files), laid_out, folded, time_range, rows, size)
