@@ -114,6 +114,10 @@ requests = Table(
     Column("progress", Float, nullable=False, default=0.0),
     Column("error", Text, nullable=True),
     Column("engine", String(16), nullable=True),  # the engine that built it (duckdb, spark)
+    # what the file holds: the compiled query, format and the lake files of its days
+    # (worker/reuse.py); a request completed from another's file names it in reused_from
+    Column("fingerprint", String(64), nullable=True),
+    Column("reused_from", String(36), nullable=True),
     # the job columns: the request row is the job
     Column("attempts", Integer, nullable=False, default=0),
     Column("lease_owner", String(128), nullable=True),
@@ -127,6 +131,7 @@ requests = Table(
     Index("ix_requests_account_created", "account_id", "created_at"),
     Index("ix_requests_status_lease", "status", "lease_expires_at"),
     Index("ix_requests_account_status", "account_id", "status"),
+    Index("ix_requests_fingerprint", "fingerprint"),
 )
 
 # When each account last had a request claimed: the round-robin turn of fair claiming.

@@ -102,3 +102,16 @@ def test_the_store_is_chosen_by_url_and_an_unreachable_bucket_is_one_line(
     with pytest.raises(ValueError, match="not reachable") as refused:
         open_file_store(f"s3://{s3_bucket}/x", closed)
     assert "\n" not in str(refused.value)
+
+
+def test_a_copy_is_made_in_the_bucket_and_outlives_the_original(
+    store: S3FileStore, tmp_path: Path
+) -> None:
+    store.put("req-a/one.csv", _source(tmp_path, b"id\r\nm-1\r\n"))
+    assert store.copy("req-a/one.csv", "req-b/two.csv", tmp_path) == 9
+    assert store.delete("req-a/one.csv")
+    handle, size = store.open("req-b/two.csv")
+    with handle:
+        assert (handle.read(), size) == (b"id\r\nm-1\r\n", 9)
+    with pytest.raises(FileNotFoundError):
+        store.copy("req-a/one.csv", "req-c/three.csv", tmp_path)
