@@ -189,13 +189,21 @@ def accounts_by_size(snapshot: Snapshot) -> list[str]:
     return [row[0] for row in rows]
 
 
-def postgres_loaded(snapshot: Snapshot) -> bool:
+def postgres_loaded(snapshot: Snapshot, table: str = "bench_mdr") -> bool:
     """Whether an earlier run loaded this very lake completely."""
     import psycopg
 
     with psycopg.connect(PG_URL) as pg:
-        found = pg.execute("SELECT obj_description(to_regclass('bench_mdr'))").fetchone()
+        found = pg.execute(f"SELECT obj_description(to_regclass('{table}'))").fetchone()
         return bool(found and found[0] == _lake_tag(snapshot))
+
+
+def ensure_postgres(snapshot: Snapshot, table: str) -> None:
+    """``table`` holds the latest versions of this lake (loaded now unless it already does)."""
+    if not postgres_loaded(snapshot, table):
+        began = time.perf_counter()
+        load_postgres(snapshot, table)
+        print(f"  postgres table {table} loaded in {time.perf_counter() - began:.1f}s")
 
 
 def _lake_tag(snapshot: Snapshot) -> str:
@@ -239,7 +247,8 @@ def engine_run(query: ReportQuery, snapshot: Snapshot, out: Path) -> Callable[[]
 
 
 def raw_duckdb_run(query: ReportQuery, snapshot: Snapshot, out: Path) -> Callable[[], int]:
-    """The same rows written by one plain COPY: no latest-version pass, UTC timestamps."""
+    """The same rows written by one plain COPY: no latest-version pass, UTC timestamps
+    (the query's first account only)."""
     files = [f for day in snapshot.days(query.start, query.end) for f in snapshot.files[day]]
     columns = ", ".join(c for c in REPORT_COLUMNS if c != "record_type")
 
@@ -263,15 +272,15 @@ def raw_duckdb_run(query: ReportQuery, snapshot: Snapshot, out: Path) -> Callabl
     return run
 
 
-def load_postgres(snapshot: Snapshot) -> None:
+def load_postgres(snapshot: Snapshot, table: str = "bench_mdr") -> None:
     """The latest version of every record in one table with an (account_id, created_at) index."""
     import psycopg
 
     con = duckdb.connect()
     with psycopg.connect(PG_URL, autocommit=True) as pg:
-        pg.execute("DROP TABLE IF EXISTS bench_mdr")
+        pg.execute(f"DROP TABLE IF EXISTS {table}")
         pg.execute(
-            """CREATE UNLOGGED TABLE bench_mdr (
+            f"""CREATE UNLOGGED TABLE {table} (
                 id text, account_id text, created_at timestamptz, updated_at timestamptz,
                 sent_at timestamptz, completed_at timestamptz, direction text, cli text,
                 cld text, message_type text, parts int, status text, error_code text,
@@ -296,27 +305,33 @@ def load_postgres(snapshot: Snapshot) -> None:
             with (
                 pg.cursor() as cursor,
                 cursor.copy(
-                    f"COPY bench_mdr ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)"
+                    f"COPY {table} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)"
                 ) as copy,
             ):
                 copy.write(buffer.getvalue())
-        pg.execute("CREATE INDEX bench_mdr_account_created ON bench_mdr (account_id, created_at)")
-        pg.execute("ANALYZE bench_mdr")
-        pg.execute(f"COMMENT ON TABLE bench_mdr IS {_pg_literal(_lake_tag(snapshot))}")
+        pg.execute(f"CREATE INDEX {table}_account_created ON {table} (account_id, created_at)")
+        pg.execute(f"ANALYZE {table}")
+        pg.execute(f"COMMENT ON TABLE {table} IS {_pg_literal(_lake_tag(snapshot))}")
 
 
-def postgres_run(query: ReportQuery, out: Path) -> Callable[[], int]:
+def postgres_run(
+    query: ReportQuery, out: Path, *, table: str = "bench_mdr", timeout: float = 0
+) -> Callable[[], int]:
+    """PostgreSQL COPY of the query's rows (its accounts and window, every record)."""
     import psycopg
 
     columns = ", ".join(c for c in REPORT_COLUMNS if c != "record_type")
+    accounts = ", ".join(_pg_literal(a) for a in query.accounts)
 
     def run() -> int:
         rows = 0
         with psycopg.connect(PG_URL) as pg, pg.cursor() as cursor, out.open("wb") as sink:
             cursor.execute("SET TIME ZONE 'America/Chicago'")
+            if timeout:
+                cursor.execute(f"SET statement_timeout = {int(timeout * 1000)}")
             sql = (
-                f"COPY (SELECT {columns} FROM bench_mdr WHERE account_id = "
-                f"{_pg_literal(query.accounts[0])} AND created_at >= "
+                f"COPY (SELECT {columns} FROM {table} WHERE account_id IN ("
+                f"{accounts}) AND created_at >= "
                 f"{_pg_literal(query.start.isoformat())} AND created_at < "
                 f"{_pg_literal(query.end.isoformat())} ORDER BY created_at, id) "
                 "TO STDOUT WITH CSV HEADER"
