@@ -288,12 +288,13 @@ def load_postgres(snapshot: Snapshot, table: str = "bench_mdr") -> None:
                 profile_id text, tags text, rate numeric(18,6), cost numeric(18,6),
                 currency text, media_size_bytes bigint, message_body text)"""
         )
+        plain = ", ".join(n for n in RECORD_SCHEMA.names if n != "tags")  # not the folded ones
         for day in sorted(snapshot.files):
             files = list(snapshot.files[day])
             buffer = io.BytesIO()
             path = Path(tempfile.mkdtemp()) / "day.csv"
             con.execute(
-                f"""COPY (SELECT * EXCLUDE (tags), array_to_string(tags, ';') AS tags
+                f"""COPY (SELECT {plain}, array_to_string(tags, ';') AS tags
                     FROM read_parquet($files, hive_partitioning = false)
                     QUALIFY row_number() OVER (PARTITION BY id ORDER BY updated_at DESC) = 1)
                     TO '{path}' (FORMAT csv, HEADER false)""",

@@ -246,6 +246,11 @@ def part_a(args: argparse.Namespace, out: dict[str, Any]) -> None:
             peak = server.peak_rss_mib()
     finally:
         server.stop()
+    print(
+        f"A1. biggest account, 30 days: {rows:,} rows ({item['size_bytes'] / 1e6:,.0f} MB): "
+        f"POST to Complete median {build:.2f} s of {', '.join(f'{t:.2f}' for t in builds)} "
+        f"({rows / build:,.0f} rows/s)"
+    )
     query = query_of(big, [accounts[0]])
     raw_rows, raw = best_of(
         report_bench.raw_duckdb_run(query, snapshot, args.workdir / "raw.csv"), 3
@@ -254,11 +259,6 @@ def part_a(args: argparse.Namespace, out: dict[str, Any]) -> None:
     if args.postgres:
         report_bench.ensure_postgres(snapshot, args.pg_table)
         pg = postgres_timed(query, args.workdir / "pg.csv", args.pg_table, args.pg_timeout)
-    print(
-        f"A1. biggest account, 30 days: {rows:,} rows ({item['size_bytes'] / 1e6:,.0f} MB): "
-        f"POST to Complete median {build:.2f} s of {', '.join(f'{t:.2f}' for t in builds)} "
-        f"({rows / build:,.0f} rows/s)"
-    )
     print(
         f"    same run, same rows: raw DuckDB COPY {raw:.2f} s ({raw_rows:,} rows, no "
         f"latest-version pass, UTC text): raw/API {raw / build:.2f}"
