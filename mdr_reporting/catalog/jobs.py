@@ -32,7 +32,7 @@ from mdr_reporting.catalog.store import Catalog
 from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.domain.requests import RequestState
 
-__all__ = ["Claim", "FileOwner", "JobQueue", "RetryOutcome"]
+__all__ = ["Claim", "FileOwner", "JobQueue", "RetryOutcome", "Reusable"]
 
 _CLAIM_SCAN = 20  # exhausted requests failed on the way by one claim, at most
 
@@ -72,6 +72,16 @@ class FileOwner:
 
     file_key: str | None
     building: bool
+
+
+@dataclass(frozen=True)
+class Reusable:
+    """A Complete request whose file another request with the same fingerprint may copy."""
+
+    request_id: str
+    file_key: str
+    record_count: int
+    engine: str | None
 
 
 class JobQueue:
@@ -202,10 +212,14 @@ class JobQueue:
         record_count: int,
         size_bytes: int,
         engine: str | None = None,
+        fingerprint: str | None = None,
+        reused_from: str | None = None,
     ) -> bool:
         """Mark the request Complete; False when the lease was lost (the file is not used).
 
-        ``engine`` names the engine that built the file (shown on the request)."""
+        ``engine`` names the engine that built the file (shown on the request);
+        ``fingerprint`` says what the file holds (worker/reuse.py), and ``reused_from``
+        names the request whose file this one's is a copy of."""
         now = self._now()
         with self.catalog.transaction() as db:
             done = db.execute(
@@ -217,6 +231,8 @@ class JobQueue:
                     record_count=record_count,
                     size_bytes=size_bytes,
                     engine=engine,
+                    fingerprint=fingerprint,
+                    reused_from=reused_from,
                     progress=1.0,
                     error=None,
                     completed_at=now,
@@ -229,6 +245,33 @@ class JobQueue:
             if done.rowcount == 1:
                 enqueue_deliveries(db, [request_id], RequestStatus.COMPLETE, now)
             return done.rowcount == 1
+
+    def reusable(self, fingerprint: str, *, lasting: timedelta) -> Reusable | None:
+        """The newest Complete, undeleted request with this ``fingerprint`` whose file is
+        still there for at least ``lasting`` (so it is not expired while being copied)."""
+        now = self._now()
+        query = (
+            sa.select(
+                requests.c.id,
+                requests.c.file_key,
+                requests.c.record_count,
+                requests.c.engine,
+            )
+            .where(
+                requests.c.fingerprint == fingerprint,
+                requests.c.status == int(RequestStatus.COMPLETE),
+                requests.c.deleted_at.is_(None),
+                requests.c.file_key.is_not(None),
+                requests.c.expires_at > now + lasting,
+            )
+            .order_by(requests.c.completed_at.desc())
+            .limit(1)
+        )
+        with self.catalog.engine.connect() as db:
+            row = db.execute(query).first()
+        if row is None or row.record_count is None:
+            return None
+        return Reusable(row.id, row.file_key, int(row.record_count), row.engine)
 
     def fail_attempt(
         self,

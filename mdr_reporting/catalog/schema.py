@@ -119,6 +119,10 @@ requests = Table(
     Column("engine", String(16), nullable=True),  # the engine that built it (duckdb, spark)
     Column("surface", String(8), nullable=True),  # v1 or v2: the view its webhooks carry
     Column("started_at", UTCDateTime, nullable=True),  # when its current or last build began
+    # what the file holds: the compiled query, format and the lake files of its days
+    # (worker/reuse.py); a request completed from another's file names it in reused_from
+    Column("fingerprint", String(64), nullable=True),
+    Column("reused_from", String(36), nullable=True),
     # the job columns: the request row is the job
     Column("attempts", Integer, nullable=False, default=0),
     Column("lease_owner", String(128), nullable=True),
@@ -143,6 +147,7 @@ requests = Table(
         "lease_expires_at",
         "deleted_at",
     ),
+    Index("ix_requests_fingerprint", "fingerprint"),
 )
 
 # When each account last had a request claimed: the round-robin turn of fair claiming.

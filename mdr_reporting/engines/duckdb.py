@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import tempfile
 import threading
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -40,8 +42,8 @@ from mdr_reporting.engines.base import (
     ProgressCallback,
     SnapshotFileMissing,
 )
-from mdr_reporting.engines.duckdb_sql import Shape, day_statement
-from mdr_reporting.engines.lakefiles import FOLD_FUNCTION, has_folded_numbers, timestamp_range
+from mdr_reporting.engines.duckdb_sql import Shape, day_statement, scanned_columns
+from mdr_reporting.engines.lakefiles import FOLD_FUNCTION, DayFacts, day_facts
 from mdr_reporting.engines.outputs import Assembler, assembler_for
 from mdr_reporting.lake.base import Snapshot
 
@@ -211,10 +213,10 @@ class _Days:
         self.local = threading.local()
         self.cursors: list[duckdb.DuckDBPyConnection] = []
         self.lock = threading.Lock()
-        # Days share the memory limit; a day that runs out of it is built again alone.
-        self.slots = threading.Semaphore(self.parallel)
-        self.solo = threading.Lock()
-        self.crowded = False  # set once a day ran out of memory: later days run alone
+        # Days share the memory limit: each holds its estimate (from its files' footers)
+        # while it runs, so as many run at once as fit; one that still runs out of memory
+        # is built again alone (holding all of it), and later days go on as before.
+        self.memory = _MemoryGate(memory_bytes(engine.memory_limit))
 
     def __enter__(self) -> _Days:
         return self
@@ -305,37 +307,98 @@ class _Days:
     def _day_copy(
         self, index: int, cursor: duckdb.DuckDBPyConnection, files: tuple[str, ...], target: str
     ) -> Any:
-        low, high = timestamp_range(files) or _scanned_range(cursor, files)
+        facts = day_facts(files, self.query.accounts, scanned_columns(self.query))
+        low, high = facts.time_range or _scanned_range(cursor, files)
         if high - low > _SPAN_RANGE_US:  # a few far-off times: spans around the days held only
             spans = _occupied_spans(cursor, files, self.zone)
         else:
             spans = offset_spans(self.zone, low, high)
-        folded = self.query.where is None or has_folded_numbers(files)
-        stmt = day_statement(self.query, files, spans, self.shape, folded=folded)
+        folded = self.query.where is None or facts.folded
+        # One file the lake laid out holds each id once, one account's rows in report order.
+        unique = facts.files == 1 and facts.laid_out
+        ordered = unique and len(self.query.accounts) == 1
+        stmt = day_statement(
+            self.query, files, spans, self.shape, folded=folded, unique=unique, ordered=ordered
+        )
         sql = f"COPY ({stmt.sql}) TO '{target}' ({self.options})"
-        oom = self.crowded
-        if not oom:
-            with self.slots:
-                try:
-                    return self._copy(cursor, sql, stmt.params)
-                except duckdb.OutOfMemoryException:
-                    log.info("day %d ran out of memory beside another; it runs alone", index)
-                    self.crowded = True
-        return self._alone(cursor, sql, stmt.params)
+        need = day_memory(facts, unique=unique, ordered=ordered)
+        try:
+            with self.memory.hold(need):
+                return self._copy(cursor, sql, stmt.params)
+        except duckdb.OutOfMemoryException:
+            if need >= self.memory.total:
+                raise
+            log.info(
+                "day %d ran out of memory beside other days (estimate %d bytes); it runs alone",
+                index,
+                need,
+            )
+        with self.memory.hold(self.memory.total):
+            return self._copy(cursor, sql, stmt.params)
 
     def _copy(self, cursor: duckdb.DuckDBPyConnection, sql: str, params: Any) -> Any:
         return cursor.execute(sql, params).fetchone()
 
-    def _alone(self, cursor: duckdb.DuckDBPyConnection, sql: str, params: Any) -> Any:
-        """Run with every slot held, so no other day competes for the memory limit."""
-        with self.solo:
-            for _ in range(self.parallel):
-                self.slots.acquire()
-            try:
-                return self._copy(cursor, sql, params)
-            finally:
-                for _ in range(self.parallel):
-                    self.slots.release()
+
+# What a day's statement holds in DuckDB's memory, per uncompressed byte of the row groups
+# it reads: a scan in file order streams (a few row groups at a time); a sort keeps the
+# day's rows; the latest-version pass keeps them (MATERIALIZED) plus a hash table of them.
+_STREAM_BYTES = 32 * 1024 * 1024
+_SORT_FACTOR = 1.5
+_LATEST_FACTOR = 3.0
+
+
+def day_memory(facts: DayFacts, *, unique: bool, ordered: bool) -> int:
+    """The memory one day's statement is expected to need, from its files' footers."""
+    if ordered:
+        return min(_STREAM_BYTES, facts.bytes)
+    return int(facts.bytes * (_SORT_FACTOR if unique else _LATEST_FACTOR))
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
+
+def memory_bytes(limit: str) -> int:
+    """DuckDB's ``memory_limit`` text ('512MB', '1GiB', '2 GB') in bytes (KB = 1000, KiB = 1024,
+    as DuckDB reads them)."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", limit)
+    if found is None or found.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a memory size: {limit!r}")
+    return max(1, int(float(found.group(1)) * _UNITS[found.group(2).lower()]))
+
+
+class _MemoryGate:
+    """A counting semaphore over bytes: a holder waits until its amount is free."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.free = total
+        self.condition = threading.Condition()
+
+    @contextmanager
+    def hold(self, amount: int) -> Iterator[None]:
+        amount = min(max(amount, 1), self.total)  # a day larger than the limit runs alone
+        with self.condition:
+            while self.free < amount:
+                self.condition.wait()
+            self.free -= amount
+        try:
+            yield
+        finally:
+            with self.condition:
+                self.free += amount
+                self.condition.notify_all()
 
 
 def _check_files(files: tuple[str, ...]) -> None:

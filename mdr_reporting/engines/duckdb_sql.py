@@ -1,7 +1,8 @@
 """The DuckDB SQL of one day of a report, with every value bound as a named parameter.
 
 The statement's text depends only on the shape of the query (how many
-accounts, filters, offset spans); values go in ``params``.  Number matches use
+accounts, filters, offset spans, and the spans' offset suffixes, which are part
+of constant time formats); values go in ``params``.  Number matches use
 ``contains``/``starts_with``/``ends_with`` on the lake's folded numbers (folded
 by the domain's own function, never by DuckDB's ``lower()``), so no LIKE
 pattern is built and nothing needs escaping.
@@ -18,7 +19,7 @@ from mdr_reporting.domain.records import FOLDED_COLUMNS, RECORD_COLUMNS
 from mdr_reporting.domain.zones import OffsetSpan
 from mdr_reporting.engines.lakefiles import CRITERIA_COLUMNS, FOLD_FUNCTION, TIMESTAMP_COLUMNS
 
-__all__ = ["Shape", "Statement", "day_statement"]
+__all__ = ["Shape", "Statement", "day_statement", "scanned_columns"]
 
 Shape = Literal["text", "json", "typed"]
 """``text``: CSV cells; ``json``: JSON values; ``typed``: Parquet columns."""
@@ -42,29 +43,36 @@ class Statement:
         return ", ".join(self.bind(v) for v in values)
 
 
-def _offset_index(stmt: Statement, spans: list[OffsetSpan], column: str) -> str:
-    """A balanced CASE tree giving the 1-based span of ``column``'s epoch microseconds."""
-
-    def tree(low: int, high: int) -> str:
-        if low == high:
-            return str(low + 1)
-        middle = (low + high + 1) // 2
-        bound = stmt.bind(spans[middle].start_us)
-        below, above = tree(low, middle - 1), tree(middle, high)
-        return f"CASE WHEN {column} < {bound} THEN {below} ELSE {above} END"
-
-    return tree(0, len(spans) - 1)
+def _span_text(stmt: Statement, span: OffsetSpan, us: str) -> str:
+    """``us`` (epoch microseconds) in one span's offset, as ``datetime.isoformat()`` writes
+    it: the offset's suffix is part of the (constant) format; ``.ffffff`` only when the
+    microseconds are not zero.  Offsets are whole seconds, so the local time has the same
+    microseconds as the instant."""
+    local = f"make_timestamp({us} + {stmt.bind(span.offset_us)})"
+    suffix = span.suffix.replace("%", "%%").replace("'", "''")
+    return (
+        f"CASE WHEN {us} % 1000000 = 0 "
+        f"THEN strftime({local}, '%Y-%m-%dT%H:%M:%S{suffix}') "
+        f"ELSE strftime({local}, '%Y-%m-%dT%H:%M:%S.%f{suffix}') END"
+    )
 
 
 def _timestamp_text(stmt: Statement, spans: list[OffsetSpan], column: str) -> str:
-    """``column`` written as ``datetime.isoformat()`` writes it in the request's zone."""
+    """``column`` written as ``datetime.isoformat()`` writes it in the request's zone.
+
+    One conversion per offset span: a day usually has one span (no CASE at all) or
+    two; more spans (times far from the day) take a balanced tree of comparisons."""
     us = f"epoch_us({column})"
-    index = _offset_index(stmt, spans, us)
-    offsets = stmt.bind([s.offset_us for s in spans])
-    suffixes = stmt.bind([s.suffix for s in spans])
-    local = f"strftime(make_timestamp({us} + {offsets}[{index}]), '%Y-%m-%dT%H:%M:%S.%f')"
-    # isoformat() leaves out zero microseconds; the only '.' is the one before them.
-    return f"replace({local}, '.000000', '') || {suffixes}[{index}]"
+
+    def tree(low: int, high: int) -> str:
+        if low == high:
+            return _span_text(stmt, spans[low], us)
+        middle = (low + high + 1) // 2
+        bound = stmt.bind(spans[middle].start_us)
+        below, above = tree(low, middle - 1), tree(middle, high)
+        return f"CASE WHEN {us} < {bound} THEN {below} ELSE {above} END"
+
+    return tree(0, len(spans) - 1)
 
 
 def _record_type(stmt: Statement) -> str:
@@ -101,14 +109,18 @@ def _columns(stmt: Statement, query: ReportQuery, spans: list[OffsetSpan], shape
     return ",\n       ".join(out)
 
 
-def _scanned(query: ReportQuery) -> str:
+def scanned_columns(query: ReportQuery) -> tuple[str, ...]:
     """The columns a day's statement reads: the report's and the criteria's, nothing else.
 
     A materialized scope keeps what it selects, so ``message_body`` is left out
     when the report does not show it.
     """
     needed = {*query.columns, *CRITERIA_COLUMNS} - {"record_type"}
-    return ", ".join(name for name in RECORD_COLUMNS if name in needed)
+    return tuple(name for name in RECORD_COLUMNS if name in needed)
+
+
+def _scanned(query: ReportQuery) -> str:
+    return ", ".join(scanned_columns(query))
 
 
 def _predicate(stmt: Statement, term: NumberMatch | TagMatch) -> str:
@@ -148,11 +160,18 @@ def day_statement(
     shape: Shape,
     *,
     folded: bool = True,
+    unique: bool = False,
+    ordered: bool = False,
 ) -> Statement:
     """The SELECT of one day's rows: latest version per id, then the criteria, then the order.
 
     ``folded``: every file holds the folded numbers; otherwise they are computed
     by the domain's function, registered as :data:`FOLD_FUNCTION`.
+    ``unique``: no id occurs twice in ``files`` (one file the lake laid out), so every
+    row is its id's latest version and the latest-version pass is left out.
+    ``ordered``: the scanned rows already come in report order (one account's rows
+    of such a file: sorted by created_at, then id), so no ORDER BY either; DuckDB
+    keeps the scan's order (``preserve_insertion_order``).
 
     The account and window conditions come first, on the scan, so Parquet
     statistics skip other accounts' row groups; ``created_at`` and
@@ -160,6 +179,8 @@ def day_statement(
     ``updated_at`` go to the version the snapshot lists first (the one
     ingested first: an equal ``updated_at`` changes nothing, api.md section 6).
     """
+    if ordered and not unique:
+        raise ValueError("only a scan without the latest-version pass keeps its order")
     stmt = Statement()
     # The lake may sit in day=... folders: its columns are the files' columns only.
     source = f"read_parquet({stmt.bind(list(files))}, hive_partitioning = false)"
@@ -183,6 +204,20 @@ def day_statement(
         for name in sorted(used)
     )
     where = "WHERE " + "\n  AND ".join(criteria) if criteria else ""
+    order = "" if ordered else "ORDER BY latest.created_at, latest.id"
+    if unique:
+        stmt.sql = f"""
+WITH latest AS (
+    SELECT {_scanned(query)}{numbers}
+    FROM {source}
+    WHERE {scan}
+)
+SELECT {columns}
+FROM latest
+{where}
+{order}
+"""
+        return stmt
     # Latest version: no other version of the id is newer, or as new and listed earlier
     # (a row comparison: updated_at, then file order and row order, reversed).
     # The day's rows are decoded once (MATERIALIZED) and anti-joined with themselves,
@@ -205,6 +240,6 @@ latest AS (
 SELECT {columns}
 FROM latest
 {where}
-ORDER BY latest.created_at, latest.id
+{order}
 """
     return stmt

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from io import IOBase
 from typing import Any
@@ -17,12 +18,15 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from mdr_reporting.domain.records import FOLDED_COLUMNS
+from mdr_reporting.lake.build import LAYOUT_KEY, LAYOUT_VALUE
 
 __all__ = [
     "CRITERIA_COLUMNS",
     "FOLD_FUNCTION",
     "TIMESTAMP_COLUMNS",
+    "DayFacts",
     "Opener",
+    "day_facts",
     "footer",
     "has_folded_numbers",
     "metadata_rows",
@@ -124,24 +128,87 @@ _ONE_US = datetime.resolution
 
 def timestamp_range(files: Iterable[str], opener: Opener | None = None) -> tuple[int, int] | None:
     """Smallest and largest timestamp of the files, from Parquet statistics (no data read)."""
-    low: int | None = None
-    high: int | None = None
+    found: tuple[int, int] | None = None
+    for path in files:
+        found = _widened(found, footer(path, opener))
+        if found is _UNKNOWN:
+            return None
+    return found
+
+
+_UNKNOWN = (0, -1)
+
+
+def _widened(found: tuple[int, int] | None, meta: Any) -> tuple[int, int] | None:
+    """``found`` widened by one file's timestamp statistics; ``_UNKNOWN`` when one is missing."""
+    if found is _UNKNOWN:
+        return found
+    names = meta.schema.names
+    for group in range(meta.num_row_groups):
+        row_group = meta.row_group(group)
+        for name in TIMESTAMP_COLUMNS:
+            stats = row_group.column(names.index(name)).statistics
+            if stats is None or not stats.has_min_max:
+                if stats is not None and stats.null_count == row_group.num_rows:
+                    continue
+                return _UNKNOWN
+            first, last = _epoch_us(stats.min), _epoch_us(stats.max)
+            if first is None or last is None:
+                return _UNKNOWN
+            found = (first, last) if found is None else (min(found[0], first), max(found[1], last))
+    return found
+
+
+@dataclass(frozen=True)
+class DayFacts:
+    """What one day's files say about themselves, from their footers (no data read)."""
+
+    files: int
+    laid_out: bool  # every file is laid out by the lake (unique ids, sorted; LAYOUT_KEY)
+    folded: bool  # every file holds the folded numbers
+    time_range: tuple[int, int] | None  # smallest and largest timestamp, epoch microseconds
+    rows: int  # rows of the row groups that may hold the accounts' rows
+    bytes: int  # their uncompressed size (of the given columns, or of all)
+
+
+def day_facts(
+    files: Sequence[str],
+    accounts: Iterable[str] = (),
+    columns: Iterable[str] | None = None,
+    opener: Opener | None = None,
+) -> DayFacts:
+    """One footer read per file: layout, folded numbers, timestamp range, and the rows and
+    uncompressed bytes (of ``columns``, or of every column) of the row groups whose
+    ``account_id`` statistics admit one of ``accounts`` (every row group when none are
+    given, or without statistics)."""
+    wanted = sorted(set(accounts))
+    chosen = None if columns is None else set(columns)
+    laid_out = folded = True
+    rows = size = 0
+    found: tuple[int, int] | None = None
     for path in files:
         meta = footer(path, opener)
+        found = _widened(found, meta)
+        laid_out = laid_out and (meta.metadata or {}).get(LAYOUT_KEY) == LAYOUT_VALUE
         names = meta.schema.names
+        folded = folded and set(FOLDED_COLUMNS.values()) <= set(names)
+        account = names.index("account_id") if "account_id" in names else None
         for group in range(meta.num_row_groups):
             row_group = meta.row_group(group)
-            for name in TIMESTAMP_COLUMNS:
-                stats = row_group.column(names.index(name)).statistics
-                if stats is None or not stats.has_min_max:
-                    if stats is not None and stats.null_count == row_group.num_rows:
+            if wanted and account is not None:
+                stats = row_group.column(account).statistics
+                if stats is not None and stats.has_min_max:
+                    low, high = stats.min, stats.max
+                    if not any(low <= a <= high for a in wanted):
                         continue
-                    return None
-                first, last = _epoch_us(stats.min), _epoch_us(stats.max)
-                if first is None or last is None:
-                    return None
-                low = first if low is None else min(low, first)
-                high = last if high is None else max(high, last)
-    if low is None or high is None:
-        return None
-    return low, high
+            rows += row_group.num_rows
+            if chosen is None:
+                size += row_group.total_byte_size
+            else:
+                size += sum(
+                    row_group.column(i).total_uncompressed_size
+                    for i, name in enumerate(names)
+                    if name in chosen
+                )
+    time_range = None if found is _UNKNOWN else found
+    return DayFacts(len(files), laid_out, folded, time_range, rows, size)

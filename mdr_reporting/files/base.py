@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -79,6 +80,17 @@ class FileStore(abc.ABC):
 
         Files being written (not yet visible under their key) are not listed.
         """
+
+    def copy(self, source_key: str, key: str, scratch: Path) -> int:
+        """Store a copy of the file under ``source_key`` under ``key`` (atomically, as
+        :meth:`put` does); returns its size.  Each key is then deleted on its own.
+        FileNotFoundError when the source is gone.  This default streams the bytes through
+        a local file in the folder ``scratch``; stores copy without them where they can."""
+        handle, _size = self.open(source_key)
+        staging = scratch / f"copy-{Path(check_key(key)).name}"
+        with handle, staging.open("wb") as out:
+            shutil.copyfileobj(handle, out, 1 << 20)
+        return self.put(key, staging)
 
     def remove_partials(self, older_than: datetime) -> int:  # noqa: ARG002
         """Remove leftovers of puts that died midway, last touched before ``older_than``.

@@ -65,6 +65,29 @@ class LocalFileStore(FileStore):
         _fsync_dir(final.parent)
         return size
 
+    def copy(self, source_key: str, key: str, scratch: Path) -> int:
+        """A hard link when the file system allows (no bytes copied; each name is deleted on
+        its own), else a byte copy."""
+        source = self.path(source_key)
+        final = self.path(key)
+        private_dir(final.parent)
+        staging = final.with_name(f"{_TMP_PREFIX}{secrets.token_hex(8)}-{final.name}")
+        try:
+            os.link(source, staging)
+        except FileNotFoundError:
+            raise
+        except OSError:  # no hard links here (another file system, a limit): copy the bytes
+            return super().copy(source_key, key, scratch)
+        try:
+            size = staging.stat().st_size
+            os.replace(staging, final)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                staging.unlink()
+            raise
+        _fsync_dir(final.parent)
+        return size
+
     def open(self, key: str) -> tuple[BinaryIO, int]:
         handle = self.path(key).open("rb")
         return handle, os.fstat(handle.fileno()).st_size

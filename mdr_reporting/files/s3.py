@@ -57,6 +57,16 @@ class S3FileStore(FileStore):
         source.unlink()
         return size
 
+    def copy(self, source_key: str, key: str, scratch: Path) -> int:  # noqa: ARG002
+        """A server-side copy (CopyObject): the bytes never leave the bucket."""
+        check_key(key)
+        try:
+            size = int(obstore.head(self.store, check_key(source_key))["size"])
+            obstore.copy(self.store, source_key, key)
+        except FileNotFoundError:
+            raise FileNotFoundError(source_key) from None
+        return size
+
     def open(self, key: str) -> tuple[BinaryIO, int]:
         try:
             reader = S3Reader(self.store, check_key(key))

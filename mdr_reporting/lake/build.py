@@ -21,6 +21,8 @@ from mdr_reporting.domain.validation import repeated_rows
 
 __all__ = [
     "DICTIONARY_COLUMNS",
+    "LAYOUT_KEY",
+    "LAYOUT_VALUE",
     "MAX_FILES_PER_DAY",
     "ROW_GROUP_ROWS",
     "SORT_KEYS",
@@ -37,6 +39,12 @@ __all__ = [
 MAX_FILES_PER_DAY = 16
 ROW_GROUP_ROWS = 16_384
 SORT_KEYS = [("account_id", "ascending"), ("created_at", "ascending")]  # as the metadata says
+LAYOUT_KEY = b"mdr.layout"
+LAYOUT_VALUE = b"unique id; sorted by account_id, created_at, id"
+"""Key-value metadata of every data file the lake writes: each id at most once in the file,
+rows sorted by (account_id, created_at, id), ids in byte order.  Engines skip work that
+this makes unnecessary (one account's rows of a one-file day are already in report order);
+files without it (written before it existed, or by anything else) get the general path."""
 # Low-cardinality columns; dictionaries on ids, numbers and bodies cost time for nothing.
 DICTIONARY_COLUMNS = [
     "account_id",
@@ -68,9 +76,13 @@ class Sized(Protocol):
 
 
 def write_parquet(table: pa.Table, sink: Any) -> None:
-    """One data file: zstd, dictionaries on small columns, sorted row groups with statistics."""
+    """One data file: zstd, dictionaries on small columns, sorted row groups with statistics.
+
+    ``table`` is laid out by :func:`layout` (one row per id, in order), which the file's
+    :data:`LAYOUT_KEY` metadata states."""
+    metadata = {**(table.schema.metadata or {}), LAYOUT_KEY: LAYOUT_VALUE}
     pq.write_table(
-        table,
+        table.replace_schema_metadata(metadata),
         sink,
         row_group_size=ROW_GROUP_ROWS,
         compression="zstd",
@@ -185,7 +197,8 @@ def latest_sorted(tables: Iterator[pa.Table] | Sequence[pa.Table]) -> pa.Table:
 
 def layout(batch: pa.Table) -> np.ndarray:
     """Row numbers to keep, in file order: one row per id (the latest ``updated_at``, the
-    first on a tie), sorted by (day, account_id, created_at) with numpy on integer keys."""
+    first on a tie), sorted by (day, account_id, created_at, id) with numpy on integer keys
+    (ids are ranked only where account and time tie, which is rare)."""
     accounts = batch.column("account_id")
     names = sorted(a for a in pc.unique(accounts).to_pylist())
     rank = pc.index_in(accounts, value_set=pa.array(names, pa.string())).to_numpy(
@@ -196,7 +209,27 @@ def layout(batch: pa.Table) -> np.ndarray:
     if kept is not None:
         rank, created = rank[kept], created[kept]
     order: np.ndarray = np.lexsort((created, rank, np.floor_divide(created, _DAY_MICROS)))
+    ties = _ties(rank[order], created[order])
+    if ties is not None:
+        rows = order[ties] if kept is None else kept[order[ties]]
+        by_id = pc.sort_indices(batch.column("id").take(pa.array(rows))).to_numpy()
+        id_rank = np.zeros(len(order), dtype=np.int64)
+        id_rank[order[ties[by_id]]] = np.arange(1, len(by_id) + 1)
+        order = np.lexsort((id_rank, created, rank, np.floor_divide(created, _DAY_MICROS)))
     return order if kept is None else kept[order]
+
+
+def _ties(rank: np.ndarray, created: np.ndarray) -> np.ndarray | None:
+    """Positions (in sorted order) of rows sharing account and ``created_at`` with a
+    neighbour, or None when there are none."""
+    same = (rank[1:] == rank[:-1]) & (created[1:] == created[:-1])
+    if not same.any():
+        return None
+    tied = np.zeros(len(rank), dtype=bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    found: np.ndarray = np.flatnonzero(tied)
+    return found
 
 
 def _day_numbers(batch: pa.Table) -> np.ndarray:

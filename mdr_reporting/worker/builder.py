@@ -20,6 +20,9 @@ class BuildCancelled(Exception):
 class BuildResult:
     record_count: int
     engine: str | None = None  # which engine built it, recorded on the request
+    fingerprint: str | None = None  # what the file holds (worker/reuse.py), when known
+    reused_from: str | None = None  # an equal Complete request: no file was built...
+    reused_key: str | None = None  # ...the worker stores a copy of this one of its
 
 
 class ReportBuilder(Protocol):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +15,7 @@ from mdr_reporting.engines.lakefiles import metadata_rows
 from mdr_reporting.lake import Lake, Snapshot
 from mdr_reporting.worker.builder import BuildCancelled, BuildResult
 
-__all__ = ["LakeReportBuilder", "estimated_rows"]
+__all__ = ["LakeReportBuilder", "estimated_rows", "report_fingerprint"]
 
 log = logging.getLogger("mdr.worker")
 
@@ -50,6 +52,15 @@ class LakeReportBuilder:
             return self.large
         return self.name, self.engine
 
+    def fingerprint(self, request: RequestState) -> str:
+        """What a build of ``request`` would hold if it started now (worker/reuse.py)."""
+        query = compile_query(request.spec, request.accounts)
+        snapshot = self.lake.snapshot()
+        try:
+            return report_fingerprint(query, snapshot)
+        finally:
+            self.lake.release(snapshot)
+
     def build(
         self,
         request: RequestState,
@@ -66,7 +77,11 @@ class LakeReportBuilder:
                 result = engine.build(
                     query, snapshot, out_path, progress=progress, cancelled=cancelled
                 )
-                return BuildResult(record_count=result.rows, engine=name)
+                return BuildResult(
+                    record_count=result.rows,
+                    engine=name,
+                    fingerprint=report_fingerprint(query, snapshot),
+                )
             except Cancelled:
                 raise BuildCancelled(f"request {request.id} was cancelled") from None
             except SnapshotFileMissing as exc:
@@ -76,6 +91,28 @@ class LakeReportBuilder:
             finally:
                 self.lake.release(snapshot)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+FINGERPRINT_VERSION = 1  # raised when a release changes the bytes built from the same input
+
+
+def report_fingerprint(query: ReportQuery, snapshot: Snapshot) -> str:
+    """A digest of everything a report file's bytes depend on: the compiled query (accounts,
+    window, criteria, zone, columns, format) and the lake files of the days it reads.
+
+    Lake files never change once written (a new version or a merge writes new files), so
+    the same files give the same rows; any ingest or merge touching one of those days
+    changes the digest, while changes to other days do not.  Every engine writes the same
+    bytes for the same input (architecture.md "Engines"), so the engine is left out.
+    """
+    days = snapshot.days(query.start, query.end) if query.accounts else []
+    described = {
+        "v": FINGERPRINT_VERSION,
+        "query": repr(query),
+        "files": [[day.isoformat(), list(snapshot.files.get(day, ()))] for day in days],
+    }
+    text = json.dumps(described, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def estimated_rows(query: ReportQuery, snapshot: Snapshot) -> int:

@@ -19,6 +19,7 @@ from mdr_reporting.settings import Settings
 from mdr_reporting.webhooks.deliverer import webhook_deliverer
 from mdr_reporting.worker.builder import ReportBuilder
 from mdr_reporting.worker.lake_builder import LakeReportBuilder
+from mdr_reporting.worker.reuse import ReusingBuilder
 from mdr_reporting.worker.sweeper import Sweeper
 from mdr_reporting.worker.worker import Worker, new_worker_id
 
@@ -106,7 +107,7 @@ class Background:
             Worker(
                 queue,
                 files,
-                builder,
+                ReusingBuilder(builder, queue),
                 concurrency=settings.worker_concurrency,
                 # with LISTEN, polling only finds expired leases and retries: less often
                 poll_interval=LISTEN_POLL_SECONDS if listens else POLL_SECONDS,

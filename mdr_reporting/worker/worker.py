@@ -248,8 +248,11 @@ class Worker:
                 if not self.queue.record_file(state.id, claim.owner, key):
                     job.lost.set()
                     raise BuildCancelled
-                filename = download_filename(state.spec.report_name, state.spec.format)
-                size = self.files.put(key, out_path, filename=filename)
+                if result.reused_key is not None:  # an equal report's file (worker/reuse.py)
+                    size = self.files.copy(result.reused_key, key, folder.path)
+                else:
+                    filename = download_filename(state.spec.report_name, state.spec.format)
+                    size = self.files.put(key, out_path, filename=filename)
                 done = self.queue.complete(
                     state.id,
                     claim.owner,
@@ -257,6 +260,8 @@ class Worker:
                     record_count=result.record_count,
                     size_bytes=size,
                     engine=result.engine,
+                    fingerprint=result.fingerprint,
+                    reused_from=result.reused_from,
                 )
                 if not done:  # deleted (or taken over) between the build and now
                     self.files.delete(key)

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from mdr_reporting.domain.records import RECORD_SCHEMA, with_folded_numbers
 from mdr_reporting.lake.base import Snapshot
+from mdr_reporting.lake.build import LAYOUT_KEY, LAYOUT_VALUE
 
 Record = dict[str, Any]
 
@@ -195,7 +196,9 @@ def records(rng: random.Random, anchor: datetime, messages: int) -> list[list[Re
     return out
 
 
-def layout(rng: random.Random, messages: list[list[Record]]) -> dict[date, list[list[Record]]]:
+def layout(
+    rng: random.Random, messages: list[list[Record]], *, most_files: int = 3
+) -> dict[date, list[list[Record]]]:
     """Spread versions over one to three files per day, each file sorted as the lake sorts it.
 
     A message's versions go to files in ingest order (a later version never sits
@@ -204,7 +207,7 @@ def layout(rng: random.Random, messages: list[list[Record]]) -> dict[date, list[
     per_day: dict[date, list[list[Record]]] = {}
     for versions in messages:
         day = versions[0]["created_at"].date()
-        files = per_day.setdefault(day, [[] for _ in range(rng.randint(1, 3))])
+        files = per_day.setdefault(day, [[] for _ in range(rng.randint(1, most_files))])
         slot = 0
         for version in versions:
             slot = rng.randint(slot, len(files) - 1)
@@ -215,13 +218,33 @@ def layout(rng: random.Random, messages: list[list[Record]]) -> dict[date, list[
     return per_day
 
 
+def lake_laid_out(rows: list[Record]) -> list[Record]:
+    """One file's rows as the lake writes a file: the latest version of each id (the first
+    on a tie of ``updated_at``), sorted by account_id, created_at, then id in byte order."""
+    latest: dict[str, Record] = {}
+    for row in rows:
+        held = latest.get(row["id"])
+        if held is None or row["updated_at"] > held["updated_at"]:
+            latest[row["id"]] = row
+    return sorted(
+        latest.values(), key=lambda r: (r["account_id"], r["created_at"], r["id"].encode())
+    )
+
+
 def write_lake(
-    root: Path, files: dict[date, list[list[Record]]], legacy: random.Random | None = None
+    root: Path,
+    files: dict[date, list[list[Record]]],
+    legacy: random.Random | None = None,
+    *,
+    laid_out: random.Random | float | None = None,
 ) -> Snapshot:
     """Write the layout as Parquet (empty files are skipped, as a lake would never write them).
 
     With ``legacy``, about one file in five lacks the folded numbers, as files
-    written before the lake stored them do.
+    written before the lake stored them do.  With ``laid_out`` (a generator: half the
+    files; 1.0: every file), files are written as the lake writes them: their rows
+    become :func:`lake_laid_out` (in ``files`` too, so a reference reads the same rows)
+    and the file carries the lake's layout metadata.
     """
     snapshot: dict[date, tuple[str, ...]] = {}
     for day, rows_per_file in sorted(files.items()):
@@ -231,9 +254,17 @@ def write_lake(
                 continue
             path = root / f"day={day.isoformat()}" / f"part-{index}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
+            lake_like = laid_out == 1.0 or (
+                isinstance(laid_out, random.Random) and laid_out.random() < 0.5
+            )
+            if lake_like:
+                rows = rows_per_file[index] = lake_laid_out(rows)
             table = pa.Table.from_pylist(rows, schema=RECORD_SCHEMA)
             if legacy is None or legacy.random() >= 0.2:
                 table = with_folded_numbers(table)
+            if lake_like:
+                metadata = {**(table.schema.metadata or {}), LAYOUT_KEY: LAYOUT_VALUE}
+                table = table.replace_schema_metadata(metadata)
             pq.write_table(table, path, row_group_size=7)
             paths.append(str(path))
         snapshot[day] = tuple(paths)

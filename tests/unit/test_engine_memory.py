@@ -1,9 +1,11 @@
-"""A day that runs out of DuckDB's memory limit beside another day is built again alone."""
+"""Days share DuckDB's memory limit: as many run at once as their estimates allow, and a day
+that still runs out of memory beside another is built again alone."""
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,8 @@ from mdr_reporting.domain.enums import Direction, RecordType
 from mdr_reporting.domain.query import compile_query
 from mdr_reporting.domain.requests import ReportRequest
 from mdr_reporting.engines import duckdb as engine_module
-from mdr_reporting.engines.duckdb import DuckDBEngine
+from mdr_reporting.engines.duckdb import DuckDBEngine, day_memory, memory_bytes
+from mdr_reporting.engines.lakefiles import DayFacts
 from tests.unit.lake_files import layout, records, write_lake
 
 ANCHOR = datetime(2024, 3, 10, 7, 0, tzinfo=UTC)
@@ -40,21 +43,95 @@ def test_out_of_memory_day_is_rebuilt_alone_and_the_file_is_exact(
     assert expected.rows > 0
 
     real_copy = engine_module._Days._copy
-    calls: list[int] = []
-    alone: list[bool] = []
+    calls: list[str] = []
+    runs: list[tuple[str, bool]] = []
     lock = threading.Lock()
 
     def flaky_copy(self: Any, cursor: Any, sql: str, params: Any) -> Any:
         with lock:
-            calls.append(1)
+            calls.append(sql)
             first = len(calls) == 1
         if first:  # the first day finds the memory limit used up by its neighbour
             raise duckdb.OutOfMemoryException("Out of Memory Error: failed to pin block")
-        alone.append(self.solo.locked())
+        runs.append((sql, self.memory.free == 0))
         return real_copy(self, cursor, sql, params)
 
     monkeypatch.setattr(engine_module._Days, "_copy", flaky_copy)
     got = engine.build(query, snapshot, tmp_path / "got.csv")
     assert got.rows == expected.rows
     assert (tmp_path / "got.csv").read_bytes() == (tmp_path / "expected.csv").read_bytes()
-    assert alone and alone[-1] is True  # after the failure, days were built alone
+    assert (calls[0], True) in runs  # the day that failed was built again alone
+    assert len(runs) == len(calls) - 1  # every other day ran once, as planned
+
+
+def _overlap(engine: DuckDBEngine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> int:
+    """The most days that ran at once while ``engine`` built a six-day report."""
+    rng = random.Random(11)
+    messages = [
+        versions
+        for offset in range(6)
+        for versions in records(rng, ANCHOR + timedelta(days=offset), 150)
+    ]
+    snapshot = write_lake(tmp_path / "lake", layout(rng, messages), laid_out=1.0)
+    request = ReportRequest(
+        start_time=ANCHOR - timedelta(days=3),
+        end_time=ANCHOR + timedelta(days=9),
+        timezone="UTC",
+        directions=tuple(Direction),
+        record_types=tuple(RecordType),
+    )
+    query = compile_query(request, ["acc-1", "acc-2"])  # two accounts: every day sorts
+    real_copy = engine_module._Days._copy
+    running = [0]
+    most = [0]
+    lock = threading.Lock()
+
+    def watched_copy(self: Any, cursor: Any, sql: str, params: Any) -> Any:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.05)  # long enough for the other thread to start its day
+            return real_copy(self, cursor, sql, params)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(engine_module._Days, "_copy", watched_copy)
+    assert engine.build(query, snapshot, tmp_path / "report.csv").rows > 0
+    return most[0]
+
+
+def test_days_run_together_only_when_their_estimates_fit_the_memory_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    roomy = DuckDBEngine(memory_limit="256MB", parallel_days=2)
+    assert _overlap(roomy, monkeypatch, tmp_path / "roomy") == 2
+    # A limit below two days' estimates (tens of kB each here): one day at a time.
+    tight = DuckDBEngine(memory_limit="256MB", parallel_days=2)
+    monkeypatch.setattr(engine_module, "memory_bytes", lambda limit: 12_000)
+    assert _overlap(tight, monkeypatch, tmp_path / "tight") == 1
+
+
+def test_day_memory_follows_the_work_the_statement_does() -> None:
+    facts = DayFacts(
+        files=1, laid_out=True, folded=True, time_range=None, rows=100_000, bytes=20_000_000
+    )
+    streamed = day_memory(facts, unique=True, ordered=True)
+    sorted_ = day_memory(facts, unique=True, ordered=False)
+    latest = day_memory(facts, unique=False, ordered=False)
+    assert streamed < sorted_ < latest
+    assert sorted_ >= facts.bytes
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("512MB", 512_000_000), ("1GiB", 2**30), ("2 GB", 2_000_000_000), ("100kb", 100_000)],
+)
+def test_memory_limits_read_as_duckdb_reads_them(text: str, size: int) -> None:
+    assert memory_bytes(text) == size
+
+
+def test_a_memory_limit_that_is_no_size_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a memory size"):
+        memory_bytes("lots")

@@ -107,3 +107,22 @@ def test_a_worker_removes_stale_build_files_of_dead_workers(tmp_path: Path) -> N
     worker.stop()
     catalog.close()
     assert sorted(p.name for p in work.iterdir()) == ["mdr-build-b.csv", "notes.txt"]
+
+
+def test_a_copy_is_a_file_of_its_own_that_outlives_the_original(
+    store: LocalFileStore, tmp_path: Path
+) -> None:
+    store.put("req-a/one.csv", _source(tmp_path, b"id\r\nm-1\r\n"))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    assert store.copy("req-a/one.csv", "req-b/two.csv", scratch) == 9
+    assert store.path("req-b/two.csv").stat().st_ino == store.path("req-a/one.csv").stat().st_ino
+    assert store.delete("req-a/one.csv")
+    handle, size = store.open("req-b/two.csv")
+    with handle:
+        assert (handle.read(), size) == (b"id\r\nm-1\r\n", 9)
+    assert store.delete("req-b/two.csv")
+    assert not store.delete("req-b/two.csv")  # one file, deleted once per key
+    assert list(store.list()) == [] and list(scratch.iterdir()) == []
+    with pytest.raises(FileNotFoundError):
+        store.copy("req-a/one.csv", "req-c/three.csv", scratch)

@@ -11,7 +11,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,14 @@ from mdr_reporting.domain.records import LAKE_SCHEMA, RECORD_SCHEMA
 from mdr_reporting.lake import Lake, LakeConflict, Snapshot, open_lake
 from mdr_reporting.lake import build as build_module
 from mdr_reporting.lake import manifest as manifest_module
+from mdr_reporting.lake.build import LAYOUT_KEY, LAYOUT_VALUE
 from mdr_reporting.lake.local import LocalLake
 from mdr_reporting.lake.read import read_latest
 from mdr_reporting.lake.s3 import S3Lake
 from mdr_reporting.objectstore import S3Location
 from mdr_reporting.settings import load_settings
 from tests.conftest import CATALOG_BACKENDS, postgres_schema_url
-from tests.records import record, table
+from tests.records import BASE, record, table
 
 DAY = date(2026, 3, 1)
 
@@ -387,6 +388,38 @@ def test_rows_are_sorted_by_account_and_time_in_small_row_groups(
     ]
     # Statistics let a reader of one account skip every other row group.
     assert sum(1 for low, high in spans if low <= "acct-03" <= high) == 1
+
+
+def test_files_state_their_layout_and_order_ties_on_time_by_id(kind: Kind) -> None:
+    """Every file the lake writes (appends and merges) holds each id once, sorted by
+    (account_id, created_at, id in byte order), and says so in its metadata: the
+    DuckDB engine then skips the latest-version pass and, for one account, the sort."""
+    ids = ["b", "B", "a", "é", "msg-10", "msg-2", "_x", "%y", "z"]
+    same_time = BASE.isoformat()
+    rows = [
+        record(n, id=f"{ids[n % len(ids)]}-{n // len(ids)}", created_at=same_time)
+        for n in range(40)
+    ]
+    lake = kind(max_files_per_day=2)
+    lake.append(table(rows[:20]))
+    lake.append(table(rows[10:30]))  # the same ids again: equal updated_at, nothing stored
+    later = [dict(r, updated_at=(BASE + timedelta(hours=1)).isoformat()) for r in rows[25:40]]
+    lake.append(table(later))  # past the bound: merged into one file
+    files = lake.snapshot().files[DAY]
+    for path in files:
+        stored = kind.read(path)
+        keys = list(
+            zip(
+                stored.column("account_id").to_pylist(),
+                stored.column("created_at").to_pylist(),
+                (i.encode() for i in stored.column("id").to_pylist()),
+                strict=True,
+            )
+        )
+        assert keys == sorted(keys)
+        assert len({k[2] for k in keys}) == len(keys)
+        assert (stored.schema.metadata or {}).get(LAYOUT_KEY) == LAYOUT_VALUE
+    assert len(latest(lake)) == 40
 
 
 def test_appends_from_many_threads_are_serialised(kind: Kind) -> None:

@@ -120,3 +120,14 @@ def test_the_presigned_get_names_the_report_file_like_local_downloads(
         "filename*=UTF-8''M%C3%A4rz%20report%2C%20v2.csv"
     )
     assert answer.headers["content-type"].startswith("text/csv")
+def test_a_copy_is_made_in_the_bucket_and_outlives_the_original(
+    store: S3FileStore, tmp_path: Path
+) -> None:
+    store.put("req-a/one.csv", _source(tmp_path, b"id\r\nm-1\r\n"))
+    assert store.copy("req-a/one.csv", "req-b/two.csv", tmp_path) == 9
+    assert store.delete("req-a/one.csv")
+    handle, size = store.open("req-b/two.csv")
+    with handle:
+        assert (handle.read(), size) == (b"id\r\nm-1\r\n", 9)
+    with pytest.raises(FileNotFoundError):
+        store.copy("req-a/one.csv", "req-c/three.csv", tmp_path)
