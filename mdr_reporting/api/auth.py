@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from mdr_reporting.api.ratelimit import charge
+from mdr_reporting.api.ratelimit import record, spend
 from mdr_reporting.catalog import ApiKey, Catalog, KeyScope
+from mdr_reporting.catalog.ratelimits import Allowance
 from mdr_reporting.domain.errors import Forbidden, Unauthenticated
 
 __all__ = ["require_scope"]
 
 _SCHEMES = ("bearer", "token")
+
+
+def _authenticate(
+    services: Any, secret: str, scope: KeyScope, method: str, path: str
+) -> tuple[ApiKey, Allowance | None]:
+    catalog: Catalog = services.catalog
+    key = catalog.authenticate(secret)
+    if key is None:
+        raise Unauthenticated("unknown or revoked API key")
+    if not key.allows(scope):
+        raise Forbidden(f"this key has the '{key.scope}' scope; this call needs '{scope}'")
+    return key, spend(services, method, path, key)
 
 
 def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
@@ -29,13 +43,13 @@ def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
             raise Unauthenticated(
                 "the Authorization header must be 'Bearer <key>' or 'Token <key>'"
             )
-        catalog: Catalog = request.app.state.services.catalog
-        key = await run_in_threadpool(catalog.authenticate, secret.strip())
-        if key is None:
-            raise Unauthenticated("unknown or revoked API key")
-        if not key.allows(scope):
-            raise Forbidden(f"this key has the '{key.scope}' scope; this call needs '{scope}'")
-        await charge(request, key)
+        services = request.app.state.services
+        # One trip off the event loop: the key lookup and, for a key that may make this
+        # call, the take from its rate-limit bucket.
+        key, allowance = await run_in_threadpool(
+            _authenticate, services, secret.strip(), scope, request.method, request.url.path
+        )
+        record(request, key, allowance)
         return key
 
     return dependency

@@ -96,7 +96,8 @@ class RequestService:
         return stored.as_of(now)
 
     def get(self, key: ApiKey, request_id: str) -> RequestState:
-        state = self.catalog.get_request(request_id, self.visible_accounts(key))
+        viewer = None if key.scope is KeyScope.ADMIN else key.account_id
+        state = self.catalog.visible_request(request_id, viewer)
         if state is None:
             raise NotFound(f"no MDR request with id {request_id!r}")
         return state.as_of(self.clock())

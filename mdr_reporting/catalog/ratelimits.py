@@ -10,12 +10,14 @@ another process's never drains a bucket (the refill is never negative).
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 
 from mdr_reporting.catalog.schema import rate_buckets
 from mdr_reporting.catalog.store import Catalog, make_engine
@@ -34,7 +36,24 @@ class Allowance:
     retry_after: int  # seconds until the next token (0 when allowed)
 
 
+@dataclass
+class _Take:
+    bucket: str
+    rate: float
+    burst: int
+    now: float
+
+
 class RateLimiter:
+    """Takes from the catalog's buckets; concurrent takes of one process share a commit.
+
+    Threads of one process do not each open a write transaction (on SQLite they would
+    queue in its busy handler, which sleeps): a take joins a queue, and whichever thread
+    holds the writer runs every queued take, in order, each its own ``UPDATE ...
+    RETURNING``, in one transaction. Every take still refills and spends in the
+    database, so buckets stay exact across processes.
+    """
+
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.engine = catalog.engine
@@ -44,33 +63,69 @@ class RateLimiter:
             self.engine = make_engine(catalog.url)
             sa.event.listen(self.engine, "connect", _no_fsync_on_commit)
             catalog.on_close.append(self.engine.dispose)
+        self._queue: list[_Take] = []
+        self._queue_lock = threading.Lock()
+        self._writer = threading.Lock()
+        self._done: dict[int, Allowance | BaseException] = {}
 
     def take(self, bucket: str, *, rate: float, burst: int) -> Allowance:
         """Spend one token of ``bucket`` (``rate`` tokens a second, at most ``burst``)."""
-        now = self.catalog.clock().timestamp()
-        with self.engine.begin() as db:
-            row = db.execute(_take(bucket, now, rate, burst)).first()
-            if row is None:
-                insert: Any = (
-                    postgresql_insert(rate_buckets)
-                    if db.dialect.name == "postgresql"
-                    else sqlite_insert(rate_buckets)
+        job = _Take(bucket, rate, burst, self.catalog.clock().timestamp())
+        with self._queue_lock:
+            self._queue.append(job)
+        with self._writer:
+            answer = self._done.pop(id(job), None)
+            if answer is None:  # not run by an earlier writer: run the queue now
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                results = self._run(batch)
+                for item, result in zip(batch, results, strict=True):
+                    self._done[id(item)] = result
+                answer = self._done.pop(id(job))
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    def _run(self, batch: list[_Take]) -> list[Allowance | BaseException]:
+        try:
+            with self.engine.begin() as db:
+                rows = [self._take_row(db, item) for item in batch]
+        except Exception as exc:  # nothing of this batch was committed
+            return [exc] * len(batch)
+        return [_allowance(item, row) for item, row in zip(batch, rows, strict=True)]
+
+    @staticmethod
+    def _take_row(db: Connection, item: _Take) -> Any:
+        params = {"b_bucket": item.bucket, "now": item.now, "rate": item.rate, "cap": item.burst}
+        row = db.execute(_TAKE, params).first()
+        if row is None:
+            insert: Any = (
+                postgresql_insert(rate_buckets)
+                if db.dialect.name == "postgresql"
+                else sqlite_insert(rate_buckets)
+            )
+            made = db.execute(
+                insert.values(
+                    bucket=item.bucket, tokens=item.burst - 1.0, stamp=item.now, granted=True
                 )
-                made = db.execute(
-                    insert.values(bucket=bucket, tokens=burst - 1.0, stamp=now, granted=True)
-                    .on_conflict_do_nothing(index_elements=[rate_buckets.c.bucket])
-                    .returning(rate_buckets.c.tokens, rate_buckets.c.granted)
-                ).first()
-                # another process inserted it first: take from the bucket it made
-                row = made or db.execute(_take(bucket, now, rate, burst)).one()
-        tokens, granted = float(row.tokens), bool(row.granted)
-        return Allowance(
-            allowed=granted,
-            limit=burst,
-            remaining=max(0, math.floor(tokens)),
-            reset=max(0, math.ceil((burst - tokens) / rate)),
-            retry_after=0 if granted else max(1, math.ceil((1.0 - tokens) / rate)),
-        )
+                .on_conflict_do_nothing(index_elements=[rate_buckets.c.bucket])
+                .returning(rate_buckets.c.tokens, rate_buckets.c.granted)
+            ).first()
+            # another process inserted it first: take from the bucket it made
+            row = made or db.execute(_TAKE, params).one()
+        return row
+
+
+def _allowance(item: _Take, row: Any) -> Allowance:
+    tokens, granted = float(row.tokens), bool(row.granted)
+    rate, burst = item.rate, item.burst
+    return Allowance(
+        allowed=granted,
+        limit=burst,
+        remaining=max(0, math.floor(tokens)),
+        reset=max(0, math.ceil((burst - tokens) / rate)),
+        retry_after=0 if granted else max(1, math.ceil((1.0 - tokens) / rate)),
+    )
 
 
 def _no_fsync_on_commit(dbapi_connection: Any, _record: Any) -> None:
@@ -79,20 +134,29 @@ def _no_fsync_on_commit(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _take(bucket: str, now: float, rate: float, burst: int) -> sa.Update:
-    """Refill for the time since ``stamp``, then take a token if a whole one is there."""
+def _take_statement() -> sa.Update:
+    """Refill for the time since ``stamp``, then take a token if a whole one is there.
+
+    Built once, with bind parameters: ``b_bucket``, ``now``, ``rate`` and ``cap`` (the burst).
+    """
     c = rate_buckets.c
-    later = sa.literal(now, sa.Float) > c.stamp
-    elapsed = sa.case((later, sa.literal(now, sa.Float) - c.stamp), else_=0.0)
-    filled = c.tokens + elapsed * sa.literal(rate, sa.Float)
-    capped = sa.case((filled > float(burst), float(burst)), else_=filled)
+    now = sa.bindparam("now", type_=sa.Float)
+    rate = sa.bindparam("rate", type_=sa.Float)
+    cap = sa.bindparam("cap", type_=sa.Float)
+    later = now > c.stamp
+    elapsed = sa.case((later, now - c.stamp), else_=0.0)
+    filled = c.tokens + elapsed * rate
+    capped = sa.case((filled > cap, cap), else_=filled)
     return (
         rate_buckets.update()
-        .where(c.bucket == bucket)
+        .where(c.bucket == sa.bindparam("b_bucket"))
         .values(
             tokens=sa.case((capped >= 1.0, capped - 1.0), else_=capped),
             granted=capped >= 1.0,
-            stamp=sa.case((later, sa.literal(now, sa.Float)), else_=c.stamp),
+            stamp=sa.case((later, now), else_=c.stamp),
         )
         .returning(c.tokens, c.granted)
     )
+
+
+_TAKE = _take_statement()

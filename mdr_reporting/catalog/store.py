@@ -33,6 +33,7 @@ __all__ = ["Account", "ApiKey", "Catalog", "KeyScope", "NewKey", "hash_key"]
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 PENDING_CAP_RETRY_SECONDS = 30  # Retry-After of a create refused by the Pending cap
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+READ_ONLY = "mdr_read_only"  # execution option of connections that only read
 KEY_PREFIX = "mdr_"
 
 
@@ -101,7 +102,12 @@ def make_engine(url: str) -> Engine:
         @sa.event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
             # IMMEDIATE takes the write lock up front, so two writers never deadlock on upgrade.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only transaction (READ_ONLY) takes no lock: in WAL mode it reads its
+            # snapshot while a writer commits, instead of queueing behind every writer.
+            if connection.get_execution_options().get(READ_ONLY):
+                connection.exec_driver_sql("BEGIN")
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
@@ -125,6 +131,8 @@ class Catalog:
             private_file(database)  # SQLite gives its -wal and -shm files the same mode
         self.url = url
         self.engine = make_engine(url)
+        # The same pool; its transactions only read (on SQLite: no write lock taken).
+        self.reader = self.engine.execution_options(**{READ_ONLY: True})
         self.clock = clock
         self.on_close: list[Callable[[], None]] = []  # e.g. engines of helpers to dispose
 
@@ -173,12 +181,12 @@ class Catalog:
         return account
 
     def get_account(self, account_id: str) -> Account | None:
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             row = db.execute(accounts.select().where(accounts.c.id == account_id)).first()
         return Account(**row._mapping) if row else None
 
     def list_accounts(self) -> list[Account]:
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             rows = db.execute(accounts.select().order_by(accounts.c.created_at, accounts.c.id))
             return [Account(**row._mapping) for row in rows]
 
@@ -188,13 +196,13 @@ class Catalog:
             sa.select(accounts.c.id).where(accounts.c.id == account_id).cte("tree", recursive=True)
         )
         tree = tree.union(sa.select(accounts.c.id).where(accounts.c.parent_id == tree.c.id))
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             return sorted(db.execute(sa.select(tree.c.id)).scalars())
 
     def existing_accounts(self, ids: Collection[str]) -> set[str]:
         if not ids:
             return set()
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             rows = db.execute(sa.select(accounts.c.id).where(accounts.c.id.in_(list(ids))))
             return set(rows.scalars())
 
@@ -236,7 +244,7 @@ class Catalog:
         return self._key(row._mapping)
 
     def list_keys(self, account_id: str) -> list[ApiKey]:
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             rows = db.execute(
                 api_keys.select()
                 .where(api_keys.c.account_id == account_id)
@@ -249,7 +257,7 @@ class Catalog:
         if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
             return None
         digest = hash_key(secret)
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             row = db.execute(api_keys.select().where(api_keys.c.key_hash == digest)).first()
         if row is None or row.revoked:
             return None
@@ -371,9 +379,36 @@ class Catalog:
         )
         if account_ids is not None:
             query = query.where(requests.c.account_id.in_(list(account_ids)))
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             row = db.execute(query).first()
         return self._state(row._mapping) if row else None
+
+    def visible_request(self, request_id: str, viewer: str | None) -> RequestState | None:
+        """A live request by id as ``viewer``'s account sees it (None: every account, as an
+        admin key does): its own requests and those of the accounts it manages. One
+        lookup by primary key; the account tree is walked only for another account's row."""
+        query = requests.select().where(
+            requests.c.id == request_id, requests.c.deleted_at.is_(None)
+        )
+        with self.reader.connect() as db:
+            row = db.execute(query).first()
+            if row is None:
+                return None
+            if viewer is not None and row.account_id != viewer:
+                up = (
+                    sa.select(accounts.c.id, accounts.c.parent_id)
+                    .where(accounts.c.id == row.account_id)
+                    .cte("up", recursive=True)
+                )
+                up = up.union(
+                    sa.select(accounts.c.id, accounts.c.parent_id).where(
+                        accounts.c.id == up.c.parent_id
+                    )
+                )
+                found = db.execute(sa.select(up.c.id).where(up.c.id == viewer)).first()
+                if found is None:
+                    return None
+        return self._state(row._mapping)
 
     def list_requests(
         self, account_ids: Collection[str] | None, *, offset: int, limit: int
@@ -382,7 +417,7 @@ class Catalog:
         where = [requests.c.deleted_at.is_(None)]
         if account_ids is not None:
             where.append(requests.c.account_id.in_(list(account_ids)))
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             total = db.execute(sa.select(sa.func.count()).select_from(requests).where(*where))
             rows = db.execute(
                 requests.select()
