@@ -33,6 +33,7 @@ __all__ = ["Account", "ApiKey", "Catalog", "KeyScope", "NewKey", "hash_key"]
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 PENDING_CAP_RETRY_SECONDS = 30  # Retry-After of a create refused by the Pending cap
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+SQLITE_POOL_SIZE = 40
 READ_ONLY = "mdr_read_only"  # execution option of connections that only read
 KEY_PREFIX = "mdr_"
 
@@ -87,7 +88,15 @@ def _utcnow() -> datetime:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # As many pooled connections as the API's thread pool has threads (anyio's 40): a
+        # connection opened past the pool is closed on return, and every open runs the
+        # PRAGMAs below again, which under load cost more than the reads themselves.
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=10,
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
