@@ -10,16 +10,20 @@ another process's never drains a bucket (the refill is never negative).
 from __future__ import annotations
 
 import math
+import sqlite3
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from mdr_reporting.catalog.schema import rate_buckets
+from mdr_reporting.catalog.sqlite_reads import sqlite_file
 from mdr_reporting.catalog.store import Catalog, make_engine
 
 __all__ = ["Allowance", "RateLimiter"]
@@ -57,12 +61,17 @@ class RateLimiter:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.engine = catalog.engine
+        self._sqlite: _SqliteBuckets | None = None
         if self.engine.dialect.name == "sqlite":
             # A bucket need not survive a power cut: on its own connections, SQLite's WAL
             # commits without an fsync (still atomic, still shared by every process).
             self.engine = make_engine(catalog.url)
             sa.event.listen(self.engine, "connect", _no_fsync_on_commit)
             catalog.on_close.append(self.engine.dispose)
+            database = sqlite_file(catalog.url)
+            if database is not None:  # a file: the same statements on plain sqlite3
+                self._sqlite = _SqliteBuckets(database)
+                catalog.on_close.append(self._sqlite.close)
         self._queue: list[_Take] = []
         self._queue_lock = threading.Lock()
         self._writer = threading.Lock()
@@ -87,12 +96,20 @@ class RateLimiter:
         return answer
 
     def _run(self, batch: list[_Take]) -> list[Allowance | BaseException]:
+        if self._sqlite is not None:
+            try:
+                pairs = self._sqlite.take(batch)
+            except Exception as exc:  # nothing of this batch was committed
+                return [exc] * len(batch)
+            return [_allowance(item, *pair) for item, pair in zip(batch, pairs, strict=True)]
         try:
             with self.engine.begin() as db:
                 rows = [self._take_row(db, item) for item in batch]
         except Exception as exc:  # nothing of this batch was committed
             return [exc] * len(batch)
-        return [_allowance(item, row) for item, row in zip(batch, rows, strict=True)]
+        return [
+            _allowance(item, row.tokens, row.granted) for item, row in zip(batch, rows, strict=True)
+        ]
 
     @staticmethod
     def _take_row(db: Connection, item: _Take) -> Any:
@@ -116,8 +133,8 @@ class RateLimiter:
         return row
 
 
-def _allowance(item: _Take, row: Any) -> Allowance:
-    tokens, granted = float(row.tokens), bool(row.granted)
+def _allowance(item: _Take, tokens_left: Any, took: Any) -> Allowance:
+    tokens, granted = float(tokens_left), bool(took)
     rate, burst = item.rate, item.burst
     return Allowance(
         allowed=granted,
@@ -160,3 +177,72 @@ def _take_statement() -> sa.Update:
 
 
 _TAKE = _take_statement()
+
+
+class _SqliteBuckets:
+    """The takes of a SQLite-file catalog on one plain sqlite3 connection.
+
+    The statements are the ones above, compiled once for SQLite; only SQLAlchemy's
+    per-statement work is gone. One connection is enough: the limiter's writer lock
+    lets one batch run at a time.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            connection = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            connection.execute("PRAGMA busy_timeout=30000")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._connection = connection
+        return self._connection
+
+    def take(self, batch: list[_Take]) -> list[tuple[float, bool]]:
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            out = []
+            for item in batch:
+                params = {
+                    **_SQLITE_TAKE_DEFAULTS,
+                    "b_bucket": item.bucket,
+                    "now": item.now,
+                    "rate": item.rate,
+                    "cap": float(item.burst),
+                }
+                values = [params[name] for name in _SQLITE_TAKE_ORDER]
+                row = db.execute(_SQLITE_TAKE_SQL, values).fetchone()
+                if row is None:
+                    row = db.execute(
+                        _SQLITE_INSERT, (item.bucket, item.burst - 1.0, item.now)
+                    ).fetchone()
+                    # another process inserted it first: take from the bucket it made
+                    row = row or db.execute(_SQLITE_TAKE_SQL, values).fetchone()
+                out.append((float(row[0]), bool(row[1])))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return out
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+_SQLITE_COMPILED = _TAKE.compile(dialect=sqlite_dialect.dialect())
+_SQLITE_TAKE_SQL = str(_SQLITE_COMPILED)
+_SQLITE_TAKE_ORDER = tuple(_SQLITE_COMPILED.positiontup or ())
+_SQLITE_TAKE_DEFAULTS = _SQLITE_COMPILED.construct_params(  # the statement's literals
+    {"b_bucket": "", "now": 0.0, "rate": 0.0, "cap": 0.0}
+)
+_SQLITE_INSERT = (
+    "INSERT INTO rate_buckets (bucket, tokens, stamp, granted) VALUES (?, ?, ?, 1) "
+    "ON CONFLICT (bucket) DO NOTHING RETURNING tokens, granted"
+)

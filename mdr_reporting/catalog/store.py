@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mdr_reporting.catalog.notify import notify_claimable
 from mdr_reporting.catalog.schema import accounts, api_keys, requests
+from mdr_reporting.catalog.sqlite_reads import SqliteReads, sqlite_file
 from mdr_reporting.domain.enums import Direction, RecordType, RequestStatus
 from mdr_reporting.domain.errors import Conflict, InvalidInput, NotFound, RateLimited
 from mdr_reporting.domain.filters import parse_filters
@@ -144,6 +145,11 @@ class Catalog:
         self.reader = self.engine.execution_options(**{READ_ONLY: True})
         self.clock = clock
         self.on_close: list[Callable[[], None]] = []  # e.g. engines of helpers to dispose
+        # The hot reads (key lookup, a request by id) on plain sqlite3 for a SQLite file.
+        read_file = sqlite_file(url)
+        self.fast_reads = SqliteReads(read_file) if read_file is not None else None
+        if self.fast_reads is not None:
+            self.on_close.append(self.fast_reads.close)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
@@ -266,11 +272,16 @@ class Catalog:
         if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
             return None
         digest = hash_key(secret)
-        with self.reader.connect() as db:
-            row = db.execute(api_keys.select().where(api_keys.c.key_hash == digest)).first()
-        if row is None or row.revoked:
+        row: Any
+        if self.fast_reads is not None:
+            row = self.fast_reads.key_by_hash(digest)
+        else:
+            with self.reader.connect() as db:
+                found = db.execute(api_keys.select().where(api_keys.c.key_hash == digest)).first()
+            row = None if found is None else found._mapping
+        if row is None or row["revoked"]:
             return None
-        key = self._key(row._mapping)
+        key = self._key(row)
         now = self.clock()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             with self.transaction() as db:
@@ -396,6 +407,9 @@ class Catalog:
         """A live request by id as ``viewer``'s account sees it (None: every account, as an
         admin key does): its own requests and those of the accounts it manages. One
         lookup by primary key; the account tree is walked only for another account's row."""
+        if self.fast_reads is not None:
+            fetched = self.fast_reads.visible_request(request_id, viewer)
+            return None if fetched is None else self._state(fetched)
         query = requests.select().where(
             requests.c.id == request_id, requests.c.deleted_at.is_(None)
         )
@@ -414,8 +428,7 @@ class Catalog:
                         accounts.c.id == up.c.parent_id
                     )
                 )
-                found = db.execute(sa.select(up.c.id).where(up.c.id == viewer)).first()
-                if found is None:
+                if db.execute(sa.select(up.c.id).where(up.c.id == viewer)).first() is None:
                     return None
         return self._state(row._mapping)
 
