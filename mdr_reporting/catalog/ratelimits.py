@@ -1,10 +1,17 @@
-"""Token buckets kept in the catalog, so every API process shares one limit per key.
+"""Token buckets in the database, so every API process shares one limit per key.
 
 A take is one ``UPDATE ... RETURNING`` that refills the bucket for the time passed,
 takes a token when there is one and records whether it did, all in the database:
 two processes never both spend the last token. A bucket's first take inserts it
 full. Times are unix seconds of the catalog's clock; a clock that runs behind
 another process's never drains a bucket (the refill is never negative).
+
+On PostgreSQL the buckets are the catalog's ``rate_buckets`` table. With a catalog
+in a SQLite file they are the same table in a file of their own beside it
+(``<catalog>.buckets.db``): SQLite has one write lock per file, and every call takes
+a token, so sharing the catalog's lock would queue each call behind the report
+worker's writes. Every process of the deployment opens the same file, so the limit
+stays shared; losing it loses only how full the buckets were.
 """
 
 from __future__ import annotations
@@ -21,12 +28,14 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.schema import CreateTable
 
 from mdr_reporting.catalog.schema import rate_buckets
 from mdr_reporting.catalog.sqlite_reads import sqlite_file
 from mdr_reporting.catalog.store import Catalog, make_engine
+from mdr_reporting.owner_only import private_file
 
-__all__ = ["Allowance", "RateLimiter"]
+__all__ = ["Allowance", "RateLimiter", "buckets_file"]
 
 
 @dataclass(frozen=True)
@@ -62,16 +71,16 @@ class RateLimiter:
         self.catalog = catalog
         self.engine = catalog.engine
         self._sqlite: _SqliteBuckets | None = None
-        if self.engine.dialect.name == "sqlite":
+        database = sqlite_file(catalog.url)
+        if database is not None:  # the buckets' own file, on plain sqlite3
+            self._sqlite = _SqliteBuckets(buckets_file(database))
+            catalog.on_close.append(self._sqlite.close)
+        elif self.engine.dialect.name == "sqlite":  # a memory catalog: its own table
             # A bucket need not survive a power cut: on its own connections, SQLite's WAL
             # commits without an fsync (still atomic, still shared by every process).
             self.engine = make_engine(catalog.url)
             sa.event.listen(self.engine, "connect", _no_fsync_on_commit)
             catalog.on_close.append(self.engine.dispose)
-            database = sqlite_file(catalog.url)
-            if database is not None:  # a file: the same statements on plain sqlite3
-                self._sqlite = _SqliteBuckets(database)
-                catalog.on_close.append(self._sqlite.close)
         self._queue: list[_Take] = []
         self._queue_lock = threading.Lock()
         self._writer = threading.Lock()
@@ -179,8 +188,14 @@ def _take_statement() -> sa.Update:
 _TAKE = _take_statement()
 
 
+def buckets_file(catalog_file: Path) -> Path:
+    """Where the buckets of a catalog in ``catalog_file`` (SQLite) live."""
+    return catalog_file.with_name(f"{catalog_file.stem}.buckets{catalog_file.suffix or '.db'}")
+
+
 class _SqliteBuckets:
-    """The takes of a SQLite-file catalog on one plain sqlite3 connection.
+    """The takes of a SQLite-file deployment, on one plain sqlite3 connection to the
+    buckets' file (created with the table on first use).
 
     The statements are the ones above, compiled once for SQLite; only SQLAlchemy's
     per-statement work is gone. One connection is enough: the limiter's writer lock
@@ -193,11 +208,16 @@ class _SqliteBuckets:
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
+            private_file(self.path)  # SQLite gives its -wal and -shm files the same mode
             connection = sqlite3.connect(
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
             connection.execute("PRAGMA busy_timeout=30000")
+            connection.execute("PRAGMA journal_mode=WAL")
+            # A bucket need not survive a power cut: WAL commits without an fsync (still
+            # atomic, still shared by every process).
             connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(_SQLITE_CREATE)
             self._connection = connection
         return self._connection
 
@@ -241,6 +261,9 @@ _SQLITE_TAKE_SQL = str(_SQLITE_COMPILED)
 _SQLITE_TAKE_ORDER = tuple(_SQLITE_COMPILED.positiontup or ())
 _SQLITE_TAKE_DEFAULTS = _SQLITE_COMPILED.construct_params(  # the statement's literals
     {"b_bucket": "", "now": 0.0, "rate": 0.0, "cap": 0.0}
+)
+_SQLITE_CREATE = str(
+    CreateTable(rate_buckets, if_not_exists=True).compile(dialect=sqlite_dialect.dialect())
 )
 _SQLITE_INSERT = (
     "INSERT INTO rate_buckets (bucket, tokens, stamp, granted) VALUES (?, ?, ?, 1) "
