@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from mdr_reporting.api.ratelimit import record, spend
+from mdr_reporting.api.ratelimit import LATER, record, spend, spend_now
 from mdr_reporting.catalog import ApiKey, Catalog, KeyScope
 from mdr_reporting.catalog.ratelimits import Allowance
 from mdr_reporting.domain.errors import Forbidden, Unauthenticated
@@ -22,12 +22,20 @@ def _authenticate(
     services: Any, secret: str, scope: KeyScope, method: str, path: str
 ) -> tuple[ApiKey, Allowance | None]:
     catalog: Catalog = services.catalog
-    key = catalog.authenticate(secret)
+    key = catalog.touch_key(_live(catalog.find_key(secret)))
+    _check_scope(key, scope)
+    return key, spend(services, method, path, key)
+
+
+def _live(key: ApiKey | None) -> ApiKey:
     if key is None:
         raise Unauthenticated("unknown or revoked API key")
+    return key
+
+
+def _check_scope(key: ApiKey, scope: KeyScope) -> None:
     if not key.allows(scope):
         raise Forbidden(f"this key has the '{key.scope}' scope; this call needs '{scope}'")
-    return key, spend(services, method, path, key)
 
 
 def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
@@ -44,12 +52,28 @@ def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
                 "the Authorization header must be 'Bearer <key>' or 'Token <key>'"
             )
         services = request.app.state.services
-        # One trip off the event loop: the key lookup and, for a key that may make this
-        # call, the take from its rate-limit bucket.
-        key, allowance = await run_in_threadpool(
-            _authenticate, services, secret.strip(), scope, request.method, request.url.path
-        )
-        record(request, key, allowance)
+        catalog: Catalog = services.catalog
+        method, path = request.method, request.url.path
+        if not catalog.reads_never_wait:
+            # One trip off the event loop: the key lookup and, for a key that may make
+            # this call, the take from its rate-limit bucket.
+            key, allowance = await run_in_threadpool(
+                _authenticate, services, secret.strip(), scope, method, path
+            )
+            record(request, key, allowance)
+            return key
+        # A SQLite catalog answers the lookup in microseconds without waiting: on the
+        # loop. Only what could wait goes to a thread: the once-a-minute last_used_at
+        # write, and a take while another take is running.
+        key = _live(catalog.find_key(secret.strip()))
+        if catalog.key_needs_touch(key):
+            key = await run_in_threadpool(catalog.touch_key, key)
+        _check_scope(key, scope)
+        taken = spend_now(services, method, path, key)
+        if taken is LATER:
+            taken = await run_in_threadpool(spend, services, method, path, key)
+        assert taken is None or isinstance(taken, Allowance)
+        record(request, key, taken)
         return key
 
     return dependency

@@ -21,7 +21,7 @@ from mdr_reporting.catalog.ratelimits import Allowance, RateLimiter
 from mdr_reporting.domain.errors import RateLimited
 from mdr_reporting.settings import Settings
 
-__all__ = ["RateLimitHeaders", "charge", "record", "spend"]
+__all__ = ["LATER", "RateLimitHeaders", "charge", "record", "spend", "spend_now"]
 
 _STATE = "mdr_rate_limit"
 _WHAT = {"create": "report creates", "ingest": "ingest batches", "general": "API calls"}
@@ -54,6 +54,20 @@ def spend(services: Any, method: str, path: str, key: ApiKey) -> Allowance | Non
         return None  # this limit is off
     limiter: RateLimiter = services.rate_limiter
     return limiter.take(f"{kind}:{key.id}", rate=rate, burst=burst)
+
+
+LATER = object()  # spend_now's answer when the take would wait
+
+
+def spend_now(services: Any, method: str, path: str, key: ApiKey) -> Allowance | object | None:
+    """:func:`spend` if it needs no waiting (callable on the event loop), else ``LATER``."""
+    kind = _bucket(method, path, key)
+    rate, burst = _limits(services.settings, kind)
+    if rate <= 0:
+        return None  # this limit is off
+    limiter: RateLimiter = services.rate_limiter
+    allowance = limiter.take_now(f"{kind}:{key.id}", rate=rate, burst=burst)
+    return LATER if allowance is None else allowance
 
 
 def record(request: Request, key: ApiKey, allowance: Allowance | None) -> None:

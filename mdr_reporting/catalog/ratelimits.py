@@ -21,7 +21,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -103,6 +103,22 @@ class RateLimiter:
         if isinstance(answer, BaseException):
             raise answer
         return answer
+
+    def take_now(self, bucket: str, *, rate: float, burst: int) -> Allowance | None:
+        """:meth:`take` if it can be done without waiting (it may run on an event loop),
+        else None: the buckets are not a SQLite file, another thread's batch is running
+        or queued, or another process holds the buckets' write lock."""
+        if self._sqlite is None or not self._writer.acquire(blocking=False):
+            return None
+        try:
+            with self._queue_lock:
+                if self._queue:
+                    return None  # threads are waiting their turn: keep the order
+            job = _Take(bucket, rate, burst, self.catalog.clock().timestamp())
+            pairs = self._sqlite.take([job], wait=False)
+            return None if pairs is None else _allowance(job, *pairs[0])
+        finally:
+            self._writer.release()
 
     def _run(self, batch: list[_Take]) -> list[Allowance | BaseException]:
         if self._sqlite is not None:
@@ -205,6 +221,7 @@ class _SqliteBuckets:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
+        self._waiting = True  # the connection's busy timeout: 30 s, or 0 for take_now
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -221,9 +238,24 @@ class _SqliteBuckets:
             self._connection = connection
         return self._connection
 
-    def take(self, batch: list[_Take]) -> list[tuple[float, bool]]:
+    @overload
+    def take(self, batch: list[_Take]) -> list[tuple[float, bool]]: ...
+    @overload
+    def take(self, batch: list[_Take], *, wait: bool) -> list[tuple[float, bool]] | None: ...
+
+    def take(self, batch: list[_Take], *, wait: bool = True) -> list[tuple[float, bool]] | None:
+        """Run the batch in one transaction; without ``wait``, None instead of waiting for
+        another process's write lock."""
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")
+        if wait != self._waiting:
+            db.execute(f"PRAGMA busy_timeout={30000 if wait else 0}")
+            self._waiting = wait
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            if wait:
+                raise
+            return None  # locked by another process
         try:
             out = []
             for item in batch:
@@ -244,6 +276,12 @@ class _SqliteBuckets:
                     row = row or db.execute(_SQLITE_TAKE_SQL, values).fetchone()
                 out.append((float(row[0]), bool(row[1])))
             db.execute("COMMIT")
+        except sqlite3.OperationalError:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            if wait:
+                raise
+            return None  # e.g. the commit found the file busy: nothing was taken
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")

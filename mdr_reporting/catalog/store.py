@@ -267,8 +267,20 @@ class Catalog:
             )
             return [self._key(row._mapping) for row in rows]
 
+    @property
+    def reads_never_wait(self) -> bool:
+        """Whether :meth:`find_key` and :meth:`visible_request` answer in microseconds and
+        never wait for a lock (a SQLite file in WAL mode: a reader never waits for a
+        writer), so that the API may call them on its event loop."""
+        return self.fast_reads is not None
+
     def authenticate(self, secret: str) -> ApiKey | None:
         """The live key whose secret this is, or None; records when it was last used."""
+        key = self.find_key(secret)
+        return None if key is None else self.touch_key(key)
+
+    def find_key(self, secret: str) -> ApiKey | None:
+        """The live key whose secret this is, or None (reads only)."""
         if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
             return None
         digest = hash_key(secret)
@@ -281,7 +293,14 @@ class Catalog:
             row = None if found is None else found._mapping
         if row is None or row["revoked"]:
             return None
-        key = self._key(row)
+        return self._key(row)
+
+    def key_needs_touch(self, key: ApiKey) -> bool:
+        """Whether :meth:`touch_key` would write (``last_used_at`` is older than a minute)."""
+        return key.last_used_at is None or self.clock() - key.last_used_at > LAST_USED_RESOLUTION
+
+    def touch_key(self, key: ApiKey) -> ApiKey:
+        """Record that ``key`` was used now, at most once a minute (a write)."""
         now = self.clock()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             with self.transaction() as db:
