@@ -2,8 +2,9 @@
 
 A build is CPU-heavy Python and DuckDB work; in the API's process it would share the
 GIL with the event loop and every request thread, so status reads would wait behind
-it. In its own process it shares only the machine's cores and the catalog (SQLite in
-WAL mode serves both processes).
+it. In its own process it shares only the machine's cores, at a lower priority (nice
++10: a build still gets every idle cycle, but never delays a status read), and the
+catalog (SQLite in WAL mode serves both processes).
 
 The child is started with ``spawn`` (a fresh interpreter: it inherits no listening
 socket, no lock and no thread of the API). Its one tie to the server is a pipe:
@@ -22,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -37,6 +39,7 @@ log = logging.getLogger("mdr.worker")
 RESTART_PAUSE = 1.0  # seconds before restarting a child that exited; doubles up to the max
 RESTART_PAUSE_MAX = 30.0
 STOP_TIMEOUT = 45.0  # the worker's own stop waits up to 30 s for its slots
+WORKER_NICENESS = 10  # added to the server's; the scheduler weighs it 1/9 of the API
 
 
 class WorkerProcess:
@@ -133,6 +136,9 @@ def run_child(settings: Settings, wakes: Connection) -> None:
     """The child's main: the worker and sweeper of ``settings`` until the pipe closes."""
     # Ctrl-C reaches the whole process group: the server decides when this process stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Builds take what CPU the API leaves: all of it when the API is idle, and the API
+    # still answers at once while a build runs (DuckDB uses every core).
+    os.nice(WORKER_NICENESS)
     from mdr_reporting.cli.admin import (
         lake_in_catalog,
         open_catalog,

@@ -12,6 +12,7 @@ catalog only, so any number of workers in any number of processes can share it.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import secrets
@@ -19,6 +20,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -211,6 +213,10 @@ class Worker:
         suffix = file_format(state.spec.format).suffix
         token = secrets.token_hex(8)
         log.info("building report %s (attempt %d)", state.id, claim.attempt)
+        # A failed or cancelled attempt hands its request back only once its build folder
+        # is gone: whoever sees the attempt over (another worker, the sweeper, a test)
+        # never sees its files.
+        hand_back: Callable[[], None] | None = None
         with BuildFolder(self.work_dir) as folder, _Job(self, claim) as job:
             out_path = folder.path / f"report{suffix}"
             try:
@@ -240,14 +246,17 @@ class Worker:
                 else:
                     log.info("report %s complete: %d rows", state.id, result.record_count)
             except BuildCancelled:
-                self._cancelled(job)
+                hand_back = functools.partial(self._cancelled, job)
             except Exception as exc:
                 if job.cancelled():
-                    self._cancelled(job)  # a builder may fail noisily once cancelled
+                    # a builder may fail noisily once cancelled
+                    hand_back = functools.partial(self._cancelled, job)
                 elif storage_full(exc):
-                    self._storage_full(claim, exc)
+                    hand_back = functools.partial(self._storage_full, claim, exc)
                 else:
-                    self._failed(claim, exc)
+                    hand_back = functools.partial(self._failed, claim, exc)
+        if hand_back is not None:
+            hand_back()
 
     def _cancelled(self, job: _Job) -> None:
         if not job.lost.is_set():  # the worker is stopping: hand the request back
