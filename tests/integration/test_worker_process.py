@@ -100,3 +100,5 @@ def test_the_worker_process_ends_when_its_server_is_killed(tmp_path: Path) -> No
         if server.poll() is None:
             server.kill()
             server.wait()
+        if server.stdout is not None:
+            server.stdout.close()

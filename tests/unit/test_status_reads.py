@@ -24,7 +24,7 @@ def _state(request_id: str, account: str, created: datetime) -> RequestState:
         {
             "start_time": "2024-01-01T00:00:00Z",
             "end_time": "2024-01-02T00:00:00Z",
-            "filters": [{"billing_group": "bg-1"}],
+            "filters": [{"filter_type": "and", "tags_list": ["x"]}],
             "include_message_body": True,
         },
         created,
