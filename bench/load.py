@@ -8,14 +8,14 @@ Needs locust (``pip install -c constraints.txt -e '.[bench]'``, done by ``make b
    key per account (one key per client, so per-key limits are not what is measured)
    and an `ingest` key of the parent; where the settings for rate limits and the
    Pending cap exist, they are raised through MDR_* variables for the server.
-2. `mdr serve` (API, worker and sweeper in one process) on a free port; 40,000
+2. `mdr serve` (API; worker and sweeper in its child process) on a free port; 40,000
    records loaded over HTTP first.
 3. locust, headless and bounded in time: ``--users`` clients (think time 0.5-1.5 s),
    70% status reads, 20% lists, 10% small report creates; meanwhile one client posts
    ``--batch``-record NDJSON batches back to back.
 4. Prints errors (or 0 errors), p50/p95/p99 per operation, ingest rows/s, the server's
-   peak RSS (sampled with psutil, and VmHWM), the CPU the server used during the run
-   and the machine's load average.
+   peak RSS (sampled with psutil, and VmHWM) and the CPU of the API process (not of
+   its worker child) during the run, and the machine's load average.
 """
 
 from __future__ import annotations
@@ -309,10 +309,10 @@ def main() -> None:
         print(f"load average after: {os.getloadavg()}")
         errors = report(prefix, ingest, ingest_seconds)
         print(f"{errors} errors" if errors else "0 errors")
-        print(f"server CPU during the run: {cpu:.0f} s in {wall:.0f} s ({cpu / wall:.2f} cores)")
+        print(f"API process CPU during the run: {cpu:.0f} s in {wall:.0f} s ({cpu / wall:.2f})")
         hwm = server.vm_hwm_mib()
         print(
-            f"server peak RSS: {server.peak_rss / 2**20:.0f} MiB sampled every 0.2 s"
+            f"API process peak RSS: {server.peak_rss / 2**20:.0f} MiB sampled every 0.2 s"
             + (f", VmHWM {hwm:.0f} MiB" if hwm else "")
         )
         if run.returncode not in (0, 1):  # 1: locust saw failures, printed above

@@ -131,9 +131,19 @@ class Server:
                 raise SystemExit("the server did not start")
 
     def peak_rss_mib(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
+        """The largest VmHWM of the server's processes (the API and its report worker)."""
+        pids = [self.process.pid]
+        pids += [
+            int(child)
+            for task in Path(f"/proc/{self.process.pid}/task").glob("*/children")
+            for child in task.read_text().split()
+        ]
+        peaks = []
+        for pid in pids:
+            status = Path(f"/proc/{pid}/status").read_text()
+            line = next(x for x in status.splitlines() if x.startswith("VmHWM:"))
+            peaks.append(int(line.split()[1]) / 1024)
+        return max(peaks)
 
     def reset_peak(self) -> None:
         """Start the high-water mark again from the current RSS (Linux clear_refs, 5)."""

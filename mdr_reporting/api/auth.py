@@ -3,18 +3,40 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from mdr_reporting.api.ratelimit import charge
+from mdr_reporting.api.ratelimit import LATER, record, spend, spend_now
 from mdr_reporting.catalog import ApiKey, Catalog, KeyScope
+from mdr_reporting.catalog.ratelimits import Allowance
 from mdr_reporting.domain.errors import Forbidden, Unauthenticated
 from mdr_reporting.observability.http import ACCOUNT_KEY
 
 __all__ = ["require_scope"]
 
 _SCHEMES = ("bearer", "token")
+
+
+def _authenticate(
+    services: Any, secret: str, scope: KeyScope, method: str, path: str
+) -> tuple[ApiKey, Allowance | None]:
+    catalog: Catalog = services.catalog
+    key = catalog.touch_key(_live(catalog.find_key(secret)))
+    _check_scope(key, scope)
+    return key, spend(services, method, path, key)
+
+
+def _live(key: ApiKey | None) -> ApiKey:
+    if key is None:
+        raise Unauthenticated("unknown or revoked API key")
+    return key
+
+
+def _check_scope(key: ApiKey, scope: KeyScope) -> None:
+    if not key.allows(scope):
+        raise Forbidden(f"this key has the '{key.scope}' scope; this call needs '{scope}'")
 
 
 def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
@@ -30,14 +52,31 @@ def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
             raise Unauthenticated(
                 "the Authorization header must be 'Bearer <key>' or 'Token <key>'"
             )
-        catalog: Catalog = request.app.state.services.catalog
-        key = await run_in_threadpool(catalog.authenticate, secret.strip())
-        if key is None:
-            raise Unauthenticated("unknown or revoked API key")
+        services = request.app.state.services
+        catalog: Catalog = services.catalog
+        method, path = request.method, request.url.path
+        if not catalog.reads_never_wait:
+            # One trip off the event loop: the key lookup and, for a key that may make
+            # this call, the take from its rate-limit bucket.
+            key, allowance = await run_in_threadpool(
+                _authenticate, services, secret.strip(), scope, method, path
+            )
+            record(request, key, allowance)
+            request.scope[ACCOUNT_KEY] = key.account_id  # for the call's log line
+            return key
+        # A SQLite catalog answers the lookup in microseconds without waiting: on the
+        # loop. Only what could wait goes to a thread: the once-a-minute last_used_at
+        # write, and a take while another take is running.
+        key = _live(catalog.find_key(secret.strip()))
         request.scope[ACCOUNT_KEY] = key.account_id  # for the call's log line
-        if not key.allows(scope):
-            raise Forbidden(f"this key has the '{key.scope}' scope; this call needs '{scope}'")
-        await charge(request, key)
+        if catalog.key_needs_touch(key):
+            key = await run_in_threadpool(catalog.touch_key, key)
+        _check_scope(key, scope)
+        taken = spend_now(services, method, path, key)
+        if taken is LATER:
+            taken = await run_in_threadpool(spend, services, method, path, key)
+        assert taken is None or isinstance(taken, Allowance)
+        record(request, key, taken)
         return key
 
     return dependency

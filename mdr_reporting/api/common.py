@@ -127,7 +127,10 @@ class Surface:
 
     async def get(self, request: Request, key: ApiKey, request_id: str) -> dict[str, Any]:
         services = request.app.state.services
-        state = await run_in_threadpool(services.requests.get, key, request_id)
+        if services.catalog.reads_never_wait:  # microseconds, no lock: on the loop
+            state = services.requests.get(key, request_id)
+        else:
+            state = await run_in_threadpool(services.requests.get, key, request_id)
         return self.render(state, services.report_url(state))
 
     async def delete(self, request: Request, key: ApiKey, request_id: str) -> dict[str, Any]:

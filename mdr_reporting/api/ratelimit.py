@@ -21,16 +21,16 @@ from mdr_reporting.catalog.ratelimits import Allowance, RateLimiter
 from mdr_reporting.domain.errors import RateLimited
 from mdr_reporting.settings import Settings
 
-__all__ = ["RateLimitHeaders", "charge"]
+__all__ = ["LATER", "RateLimitHeaders", "charge", "record", "spend", "spend_now"]
 
 _STATE = "mdr_rate_limit"
 _WHAT = {"create": "report creates", "ingest": "ingest batches", "general": "API calls"}
 
 
-def _bucket(request: Request, key: ApiKey) -> str:
-    if key.scope is KeyScope.INGEST or request.url.path.startswith("/ingest/"):
+def _bucket(method: str, path: str, key: ApiKey) -> str:
+    if key.scope is KeyScope.INGEST or path.startswith("/ingest/"):
         return "ingest"
-    if request.method == "POST":
+    if method == "POST":
         return "create"
     return "general"
 
@@ -43,25 +43,54 @@ def _limits(settings: Settings, kind: str) -> tuple[float, int]:
     return settings.rate_limit_rps, settings.rate_limit_burst
 
 
-async def charge(request: Request, key: ApiKey) -> None:
-    """Spend a token of the key's bucket for this call, or raise RateLimited (429)."""
-    services = request.app.state.services
-    kind = _bucket(request, key)
+def spend(services: Any, method: str, path: str, key: ApiKey) -> Allowance | None:
+    """Take a token of the key's bucket for this call (blocking: run it off the event loop).
+
+    None when that limit is off; otherwise the take, refused or not (see :func:`record`).
+    """
+    kind = _bucket(method, path, key)
     rate, burst = _limits(services.settings, kind)
     if rate <= 0:
-        return  # this limit is off
+        return None  # this limit is off
     limiter: RateLimiter = services.rate_limiter
-    allowance = await run_in_threadpool(
-        lambda: limiter.take(f"{kind}:{key.id}", rate=rate, burst=burst)
-    )
+    return limiter.take(f"{kind}:{key.id}", rate=rate, burst=burst)
+
+
+LATER = object()  # spend_now's answer when the take would wait
+
+
+def spend_now(services: Any, method: str, path: str, key: ApiKey) -> Allowance | object | None:
+    """:func:`spend` if it needs no waiting (callable on the event loop), else ``LATER``."""
+    kind = _bucket(method, path, key)
+    rate, burst = _limits(services.settings, kind)
+    if rate <= 0:
+        return None  # this limit is off
+    limiter: RateLimiter = services.rate_limiter
+    allowance = limiter.take_now(f"{kind}:{key.id}", rate=rate, burst=burst)
+    return LATER if allowance is None else allowance
+
+
+def record(request: Request, key: ApiKey, allowance: Allowance | None) -> None:
+    """Put the take on the call (for the headers), or raise RateLimited (429) when refused."""
+    if allowance is None:
+        return
     request.scope.setdefault("state", {})[_STATE] = allowance
     if not allowance.allowed:
+        kind = _bucket(request.method, request.url.path, key)
+        rate, burst = _limits(request.app.state.services.settings, kind)
         raise RateLimited(
             f"this key is over its limit of {rate:g} {_WHAT[kind]} a second "
             f"(bursts of {burst}): retry in {allowance.retry_after} s",
             retry_after=allowance.retry_after,
             parameter="Authorization",
         )
+
+
+async def charge(request: Request, key: ApiKey) -> None:
+    """Spend a token of the key's bucket for this call, or raise RateLimited (429)."""
+    services = request.app.state.services
+    allowance = await run_in_threadpool(spend, services, request.method, request.url.path, key)
+    record(request, key, allowance)
 
 
 class RateLimitHeaders:

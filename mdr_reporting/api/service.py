@@ -102,7 +102,8 @@ class RequestService:
         return _with_wait(self.catalog, [stored], now)[0]
 
     def get(self, key: ApiKey, request_id: str) -> RequestState:
-        state = self.catalog.get_request(request_id, self.visible_accounts(key))
+        viewer = None if key.scope is KeyScope.ADMIN else key.account_id
+        state = self.catalog.visible_request(request_id, viewer)
         if state is None:
             raise NotFound(f"no MDR request with id {request_id!r}")
         return _with_wait(self.catalog, [state], self.clock())[0]

@@ -366,7 +366,7 @@ class JobQueue:
         query = sa.select(
             requests.c.id, requests.c.status, requests.c.file_key, requests.c.lease_owner
         ).where(requests.c.id.in_(list(request_ids)))
-        with self.catalog.engine.connect() as db:
+        with self.catalog.reader.connect() as db:
             rows = db.execute(query).all()
         pending = int(RequestStatus.PENDING)
         return {

@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from mdr_reporting.catalog.notify import notify_claimable
 from mdr_reporting.catalog.schema import accounts, api_keys, requests
+from mdr_reporting.catalog.sqlite_reads import SqliteReads, sqlite_file
 from mdr_reporting.domain.enums import Direction, RecordType, RequestStatus
 from mdr_reporting.domain.errors import Conflict, InvalidInput, NotFound, RateLimited
 from mdr_reporting.domain.filters import parse_filters
@@ -33,6 +34,8 @@ __all__ = ["Account", "ApiKey", "Catalog", "KeyScope", "NewKey", "hash_key"]
 IDEMPOTENCY_WINDOW = timedelta(hours=24)
 PENDING_CAP_RETRY_SECONDS = 30  # Retry-After of a create refused by the Pending cap
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+SQLITE_POOL_SIZE = 40
+READ_ONLY = "mdr_read_only"  # execution option of connections that only read
 KEY_PREFIX = "mdr_"
 
 
@@ -86,7 +89,15 @@ def _utcnow() -> datetime:
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # As many pooled connections as the API's thread pool has threads (anyio's 40): a
+        # connection opened past the pool is closed on return, and every open runs the
+        # PRAGMAs below again, which under load cost more than the reads themselves.
+        engine = sa.create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=SQLITE_POOL_SIZE,
+            max_overflow=10,
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -101,7 +112,12 @@ def make_engine(url: str) -> Engine:
         @sa.event.listens_for(engine, "begin")
         def _on_begin(connection: Connection) -> None:
             # IMMEDIATE takes the write lock up front, so two writers never deadlock on upgrade.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # A read-only transaction (READ_ONLY) takes no lock: in WAL mode it reads its
+            # snapshot while a writer commits, instead of queueing behind every writer.
+            if connection.get_execution_options().get(READ_ONLY):
+                connection.exec_driver_sql("BEGIN")
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
@@ -125,8 +141,15 @@ class Catalog:
             private_file(database)  # SQLite gives its -wal and -shm files the same mode
         self.url = url
         self.engine = make_engine(url)
+        # The same pool; its transactions only read (on SQLite: no write lock taken).
+        self.reader = self.engine.execution_options(**{READ_ONLY: True})
         self.clock = clock
         self.on_close: list[Callable[[], None]] = []  # e.g. engines of helpers to dispose
+        # The hot reads (key lookup, a request by id) on plain sqlite3 for a SQLite file.
+        read_file = sqlite_file(url)
+        self.fast_reads = SqliteReads(read_file) if read_file is not None else None
+        if self.fast_reads is not None:
+            self.on_close.append(self.fast_reads.close)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
@@ -173,12 +196,12 @@ class Catalog:
         return account
 
     def get_account(self, account_id: str) -> Account | None:
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             row = db.execute(accounts.select().where(accounts.c.id == account_id)).first()
         return Account(**row._mapping) if row else None
 
     def list_accounts(self) -> list[Account]:
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             rows = db.execute(accounts.select().order_by(accounts.c.created_at, accounts.c.id))
             return [Account(**row._mapping) for row in rows]
 
@@ -188,13 +211,13 @@ class Catalog:
             sa.select(accounts.c.id).where(accounts.c.id == account_id).cte("tree", recursive=True)
         )
         tree = tree.union(sa.select(accounts.c.id).where(accounts.c.parent_id == tree.c.id))
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             return sorted(db.execute(sa.select(tree.c.id)).scalars())
 
     def existing_accounts(self, ids: Collection[str]) -> set[str]:
         if not ids:
             return set()
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             rows = db.execute(sa.select(accounts.c.id).where(accounts.c.id.in_(list(ids))))
             return set(rows.scalars())
 
@@ -236,7 +259,7 @@ class Catalog:
         return self._key(row._mapping)
 
     def list_keys(self, account_id: str) -> list[ApiKey]:
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             rows = db.execute(
                 api_keys.select()
                 .where(api_keys.c.account_id == account_id)
@@ -244,16 +267,40 @@ class Catalog:
             )
             return [self._key(row._mapping) for row in rows]
 
+    @property
+    def reads_never_wait(self) -> bool:
+        """Whether :meth:`find_key` and :meth:`visible_request` answer in microseconds and
+        never wait for a lock (a SQLite file in WAL mode: a reader never waits for a
+        writer), so that the API may call them on its event loop."""
+        return self.fast_reads is not None
+
     def authenticate(self, secret: str) -> ApiKey | None:
         """The live key whose secret this is, or None; records when it was last used."""
+        key = self.find_key(secret)
+        return None if key is None else self.touch_key(key)
+
+    def find_key(self, secret: str) -> ApiKey | None:
+        """The live key whose secret this is, or None (reads only)."""
         if not secret.startswith(KEY_PREFIX) or len(secret) > 128:
             return None
         digest = hash_key(secret)
-        with self.engine.connect() as db:
-            row = db.execute(api_keys.select().where(api_keys.c.key_hash == digest)).first()
-        if row is None or row.revoked:
+        row: Any
+        if self.fast_reads is not None:
+            row = self.fast_reads.key_by_hash(digest)
+        else:
+            with self.reader.connect() as db:
+                found = db.execute(api_keys.select().where(api_keys.c.key_hash == digest)).first()
+            row = None if found is None else found._mapping
+        if row is None or row["revoked"]:
             return None
-        key = self._key(row._mapping)
+        return self._key(row)
+
+    def key_needs_touch(self, key: ApiKey) -> bool:
+        """Whether :meth:`touch_key` would write (``last_used_at`` is older than a minute)."""
+        return key.last_used_at is None or self.clock() - key.last_used_at > LAST_USED_RESOLUTION
+
+    def touch_key(self, key: ApiKey) -> ApiKey:
+        """Record that ``key`` was used now, at most once a minute (a write)."""
         now = self.clock()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             with self.transaction() as db:
@@ -371,9 +418,38 @@ class Catalog:
         )
         if account_ids is not None:
             query = query.where(requests.c.account_id.in_(list(account_ids)))
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             row = db.execute(query).first()
         return self._state(row._mapping) if row else None
+
+    def visible_request(self, request_id: str, viewer: str | None) -> RequestState | None:
+        """A live request by id as ``viewer``'s account sees it (None: every account, as an
+        admin key does): its own requests and those of the accounts it manages. One
+        lookup by primary key; the account tree is walked only for another account's row."""
+        if self.fast_reads is not None:
+            fetched = self.fast_reads.visible_request(request_id, viewer)
+            return None if fetched is None else self._state(fetched)
+        query = requests.select().where(
+            requests.c.id == request_id, requests.c.deleted_at.is_(None)
+        )
+        with self.reader.connect() as db:
+            row = db.execute(query).first()
+            if row is None:
+                return None
+            if viewer is not None and row.account_id != viewer:
+                up = (
+                    sa.select(accounts.c.id, accounts.c.parent_id)
+                    .where(accounts.c.id == row.account_id)
+                    .cte("up", recursive=True)
+                )
+                up = up.union(
+                    sa.select(accounts.c.id, accounts.c.parent_id).where(
+                        accounts.c.id == up.c.parent_id
+                    )
+                )
+                if db.execute(sa.select(up.c.id).where(up.c.id == viewer)).first() is None:
+                    return None
+        return self._state(row._mapping)
 
     def list_requests(
         self, account_ids: Collection[str] | None, *, offset: int, limit: int
@@ -382,7 +458,7 @@ class Catalog:
         where = [requests.c.deleted_at.is_(None)]
         if account_ids is not None:
             where.append(requests.c.account_id.in_(list(account_ids)))
-        with self.engine.connect() as db:
+        with self.reader.connect() as db:
             total = db.execute(sa.select(sa.func.count()).select_from(requests).where(*where))
             rows = db.execute(
                 requests.select()

@@ -20,6 +20,7 @@ from mdr_reporting.api import Services, create_app
 from mdr_reporting.catalog import Catalog, KeyScope
 from mdr_reporting.cli.admin import lake_in_catalog, open_catalog, open_files, open_record_lake
 from mdr_reporting.cli.common import configure_logging, fail, load, settings_options
+from mdr_reporting.cli.worker_process import WorkerProcess
 from mdr_reporting.files import LinkSigner
 from mdr_reporting.settings import Settings
 from mdr_reporting.worker import Background, EngineUnavailable, ReportBuilder, report_builder
@@ -87,10 +88,15 @@ def run_server(
     """Serve until interrupted; ``on_ready`` gets the base URL once requests are accepted.
 
     With ``settings.with_worker`` the report worker (building with ``builder``, by
-    default the engine of the settings) and the expiry sweeper run in this process.
+    default the engine of the settings) and the expiry sweeper run beside the API: for
+    the DuckDB engine, in a child process supervised by this one (its builds do not hold
+    the API's GIL); with a given ``builder`` or another engine, in this process.
     """
     _check_port_free(settings.host, settings.port)
-    if settings.with_worker and builder is None:
+    # The DuckDB worker runs in a child process (see worker_process); a builder given by
+    # the caller, or another engine, runs in this process.
+    in_child = settings.with_worker and builder is None and settings.engine == "duckdb"
+    if settings.with_worker and builder is None and not in_child:
         try:  # before serving: a missing or unreachable engine stops start-up
             builder = report_builder(settings, services.lake)
         except EngineUnavailable as exc:
@@ -121,8 +127,13 @@ def run_server(
         (on_ready or (lambda u: click.echo(f"mdr serving on {u}", err=False)))(url)
 
     threading.Thread(target=announce, name="mdr-announce", daemon=True).start()
-    background = None
-    if settings.with_worker:
+    background: Background | WorkerProcess | None = None
+    if in_child:
+        child = WorkerProcess(settings)
+        child.start()
+        services.requests.on_created = lambda _state: child.wake()
+        background = child
+    elif settings.with_worker:
         background = Background(
             settings,
             services.catalog,

@@ -12,6 +12,7 @@ catalog only, so any number of workers in any number of processes can share it.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import secrets
@@ -19,7 +20,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
@@ -234,6 +235,10 @@ class Worker:
         suffix = file_format(state.spec.format).suffix
         token = secrets.token_hex(8)
         log.info("building report %s (attempt %d)", state.id, claim.attempt)
+        # A failed or cancelled attempt hands its request back only once its build folder
+        # is gone: whoever sees the attempt over (another worker, the sweeper, a test)
+        # never sees its files.
+        hand_back: Callable[[], None] | None = None
         with BuildFolder(self.work_dir) as folder, _Job(self, claim) as job:
             out_path = folder.path / f"report{suffix}"
             try:
@@ -272,15 +277,24 @@ class Worker:
                         job, "complete", rows=result.record_count, size=size, engine=result.engine
                     )
             except BuildCancelled:
-                self._cancelled(job)
+                hand_back = functools.partial(self._cancelled, job)
             except Exception as exc:
                 if job.cancelled():
-                    self._cancelled(job)  # a builder may fail noisily once cancelled
+                    # a builder may fail noisily once cancelled
+                    hand_back = functools.partial(self._cancelled, job)
                 elif storage_full(exc):
-                    self._storage_full(claim, exc)
-                    self._finished(job, "storage_full")
+                    hand_back = functools.partial(self._after_storage_full, job, exc)
                 else:
-                    self._finished(job, self._failed(claim, exc))
+                    hand_back = functools.partial(self._after_failure, job, exc)
+        if hand_back is not None:
+            hand_back()
+
+    def _after_storage_full(self, job: _Job, exc: Exception) -> None:
+        self._storage_full(job.claim, exc)
+        self._finished(job, "storage_full")
+
+    def _after_failure(self, job: _Job, exc: Exception) -> None:
+        self._finished(job, self._failed(job.claim, exc))
 
     def _finished(
         self, job: _Job, outcome: str, *, rows: int = 0, size: int = 0, engine: str | None = None
