@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_usage"
-down_revision = "0004_engine"
+down_revision = "0005_webhooks"
 branch_labels = None
 depends_on = None
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_reuse"
-down_revision = "0004_engine"
+down_revision = "0006_usage"
 branch_labels = None
 depends_on = None
 
