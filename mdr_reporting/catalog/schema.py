@@ -34,9 +34,9 @@ __all__ = [
     "metadata",
     "rate_buckets",
     "requests",
+    "usage_reports",
     "webhook_attempts",
     "webhook_deliveries",
-    "usage_reports",
 ]
 
 

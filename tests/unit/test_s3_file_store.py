@@ -120,6 +120,8 @@ def test_the_presigned_get_names_the_report_file_like_local_downloads(
         "filename*=UTF-8''M%C3%A4rz%20report%2C%20v2.csv"
     )
     assert answer.headers["content-type"].startswith("text/csv")
+
+
 def test_a_copy_is_made_in_the_bucket_and_outlives_the_original(
     store: S3FileStore, tmp_path: Path
 ) -> None:
