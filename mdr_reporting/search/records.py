@@ -69,7 +69,7 @@ def _criteria(table: pa.Table, search: RecordSearch) -> pa.Array | None:
             )
         )
     if search.tags:
-        tags = table.column("tags")
+        tags = table.column("tags").combine_chunks()  # parent indices over the whole column
         flat = pc.list_flatten(tags)
         parents = pc.list_parent_indices(tags).to_numpy()
         hit = pc.fill_null(pc.is_in(flat, value_set=pa.array(search.tags)), False).to_numpy(

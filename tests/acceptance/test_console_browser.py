@@ -53,7 +53,9 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(
         executable_path=str(executable), args=CHROMIUM_ARGS, headless=True
     )
+    expect.set_options(timeout=20_000)  # a loaded CI machine: 5 s is too tight
     yield launched
+    expect.set_options(timeout=5_000)
     launched.close()
 
 
@@ -195,7 +197,7 @@ def test_create_a_filtered_report_watch_it_complete_download_and_delete(
     saw_pending = row.get_attribute("data-status") == "PENDING"
 
     # Live status: the row turns Complete without a reload, shown by word and icon.
-    expect(row).to_have_attribute("data-status", "COMPLETE", timeout=30_000)
+    expect(row).to_have_attribute("data-status", "COMPLETE", timeout=60_000)
     expect(row.locator(".status .label")).to_have_text("Complete")
     expect(row.locator(".status .icon")).to_have_text("✔")
     if saw_pending:  # the build outlasted the first poll: its end is said aloud
@@ -305,7 +307,7 @@ def test_usage_charts_have_the_api_figures(page: Page, demo: Demo) -> None:
     page.get_by_role("link", name="Usage").click()
     for chart in ("chart-messages", "chart-cost", "chart-profiles"):
         section = page.locator(f"#{chart}")
-        expect(section).to_have_attribute("data-points", re.compile(r"^[1-9]\d*$"), timeout=30_000)
+        expect(section).to_have_attribute("data-points", re.compile(r"^[1-9]\d*$"), timeout=60_000)
         expect(section.locator("canvas")).to_have_count(1)
     screenshot(page, "usage")
 
