@@ -4,6 +4,7 @@ render in the SDK's ``MdrUsageReport`` shape, and the worker's side job for ``cr
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Collection
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -105,14 +106,23 @@ class UsageJobs:
         service: UsageService,
         *,
         retry_after: timedelta = timedelta(seconds=5),
+        idle_poll: float = 1.0,
     ) -> None:
         self.store = store
         self.service = service
         self.retry_after = retry_after
+        # After finding nothing, the next look waits this long (shared by the slots): the
+        # report queue's idle polls are not doubled by write-locking claims on SQLite.
+        self.idle_poll = idle_poll
+        self._idle_until = 0.0
 
     def run_once(self, owner: str) -> bool:
+        now = time.monotonic()
+        if now < self._idle_until:
+            return False
         claim = self.store.claim(owner)
         if claim is None:
+            self._idle_until = now + self.idle_poll
             return False
         report = claim.report
         try:
