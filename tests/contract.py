@@ -42,7 +42,7 @@ from tests.records import ndjson, record
 
 __all__ = ["LiveApp", "RunSummary", "live_app", "run_schemathesis"]
 
-ACCOUNT = "acct-a"
+ACCOUNT = "acct-01"  # the account of the ingest example in /docs (the demo's)
 V1 = "/reporting/mdr_requests"
 DOWNLOAD = "/reports/{request_id}/download"
 USAGE = "/v2/reports/mdr_usage_reports"

@@ -132,6 +132,7 @@ def run_server(
         child = WorkerProcess(settings)
         child.start()
         services.requests.on_created = lambda _state: child.wake()
+        services.observability.worker_alive = lambda: child.alive_at
         background = child
     elif settings.with_worker:
         background = Background(
@@ -153,7 +154,12 @@ def run_server(
             background.stop()
         services.catalog.close()
     if server.stopped_by is not None:
-        handed = background.worker.handed_back if background and background.worker else 0
+        if isinstance(background, WorkerProcess):
+            handed = background.handed_back
+        elif background is not None and background.worker is not None:
+            handed = background.worker.handed_back
+        else:
+            handed = 0
         click.echo(
             f"mdr stopped ({signal.Signals(server.stopped_by).name}): {handed} build(s) "
             "handed back to the queue",

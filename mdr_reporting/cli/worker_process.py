@@ -14,6 +14,10 @@ socket, no lock and no thread of the API). Its one tie to the server is a pipe:
 * end of file (the server stopped, or died even by SIGKILL) stops the worker, whose
   running builds go back to the queue.
 
+A second pipe carries the child's figures back: its builds, webhook deliveries and
+heartbeats (counted in the server's ``/metrics``, and the heartbeat behind ``/readyz``),
+and at the end how many builds it handed back (the server's goodbye line says it).
+
 A supervisor thread in the server restarts a child that exits on its own, after a
 pause that grows while it keeps failing.
 """
@@ -53,6 +57,8 @@ class WorkerProcess:
         self._lock = threading.Lock()  # guards _process and _pipe
         self._stop = threading.Event()
         self._started_at = 0.0
+        self.alive_at: float | None = None  # monotonic time of the child's last heartbeat
+        self.handed_back = 0  # builds the children handed back to the queue as they stopped
         self._supervisor = threading.Thread(
             target=self._supervise, name="mdr-worker-supervisor", daemon=True
         )
@@ -68,12 +74,20 @@ class WorkerProcess:
 
     def _spawn(self) -> None:
         reader, writer = self._context.Pipe(duplex=False)
+        events_in, events_out = self._context.Pipe(duplex=False)
         process = self._context.Process(
-            target=run_child, args=(self.settings, reader), name="mdr-worker", daemon=False
+            target=run_child,
+            args=(self.settings, reader, events_out),
+            name="mdr-worker",
+            daemon=False,
         )
         process.start()
         self._started_at = time.monotonic()
         reader.close()  # the child holds its end: its EOF is our close or our death
+        events_out.close()  # the child's end: EOF once the child is gone
+        threading.Thread(
+            target=self._listen, args=(events_in,), name="mdr-worker-events", daemon=True
+        ).start()
         with self._lock:
             self._process, self._pipe = process, writer
 
@@ -85,6 +99,26 @@ class WorkerProcess:
             # a child that is gone is restarted by the supervisor, and a start polls
             with contextlib.suppress(OSError, ValueError):
                 self._pipe.send_bytes(b"w")
+
+    def _listen(self, events: Connection) -> None:
+        """Count what the child reports until it is gone."""
+        from mdr_reporting.observability.metrics import replay
+
+        with events:
+            while True:
+                try:
+                    kind, args = events.recv()
+                except (EOFError, OSError):
+                    return
+                except Exception:  # a message that does not unpickle: skip it
+                    log.exception("a message from the report worker process was unreadable")
+                    continue
+                if kind == "heartbeat":
+                    self.alive_at = time.monotonic()
+                elif kind == "handed_back":
+                    self.handed_back += int(args[0])
+                    continue
+                replay(kind, args)
 
     def _supervise(self) -> None:
         pause = RESTART_PAUSE
@@ -132,8 +166,9 @@ class WorkerProcess:
             self._supervisor.join(5)
 
 
-def run_child(settings: Settings, wakes: Connection) -> None:
-    """The child's main: the worker and sweeper of ``settings`` until the pipe closes."""
+def run_child(settings: Settings, wakes: Connection, events: Connection) -> None:
+    """The child's main: the worker and sweeper of ``settings`` until the pipe closes;
+    its figures go to the server through ``events``."""
     # Ctrl-C reaches the whole process group: the server decides when this process stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Builds take what CPU the API leaves: all of it when the API is idle, and the API
@@ -146,9 +181,17 @@ def run_child(settings: Settings, wakes: Connection) -> None:
         open_record_lake,
     )
     from mdr_reporting.cli.common import configure_logging
+    from mdr_reporting.observability.metrics import forward_to
     from mdr_reporting.worker import Background, report_builder
 
     configure_logging(settings)
+    sending = threading.Lock()
+
+    def send(kind: str, args: tuple[Any, ...]) -> None:
+        with sending, contextlib.suppress(OSError, ValueError):
+            events.send((kind, args))  # the server may be gone: it no longer counts
+
+    forward_to(send)
     files = open_files(settings)
     lake = None if lake_in_catalog(settings) else open_record_lake(settings)
     catalog = open_catalog(settings)
@@ -163,5 +206,8 @@ def run_child(settings: Settings, wakes: Connection) -> None:
                     break  # the server is gone
                 if worker is not None:
                     worker.wake()
+        if worker is not None:
+            send("handed_back", (worker.handed_back,))
     finally:
         catalog.close()
+        events.close()

@@ -35,9 +35,13 @@ __all__ = [
     "WEBHOOK_DELIVERIES",
     "SharedState",
     "exposition",
+    "forward_to",
     "observe_build",
+    "observe_heartbeat",
     "observe_http",
     "observe_ingest",
+    "observe_webhook",
+    "replay",
 ]
 
 HTTP_REQUESTS = Counter(
@@ -99,11 +103,54 @@ def observe_http(method: str, route: str, status: int, seconds: float) -> None:
     children[1].observe(seconds)
 
 
+# A worker running as the child process of ``mdr serve`` (cli/worker_process.py) sends its
+# figures to the server, whose /metrics shows them: set by forward_to in the child.
+_forward: Callable[[str, tuple[Any, ...]], None] | None = None
+
+
+def forward_to(send: Callable[[str, tuple[Any, ...]], None] | None) -> None:
+    """Send this process's worker figures (builds, webhooks, heartbeat) to ``send``
+    instead of counting them here; ``replay`` counts them in the receiving process."""
+    global _forward
+    _forward = send
+
+
+def replay(kind: str, args: tuple[Any, ...]) -> None:
+    """Count a figure a child process forwarded (an unknown kind is ignored)."""
+    observer = _OBSERVERS.get(kind)
+    if observer is not None:
+        observer(*args)
+
+
+def observe_heartbeat(unix_time: float) -> None:
+    if _forward is not None:
+        _forward("heartbeat", (unix_time,))
+        return
+    WORKER_HEARTBEAT.set(unix_time)
+
+
+def observe_webhook(outcome: str) -> None:
+    if _forward is not None:
+        _forward("webhook", (outcome,))
+        return
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+
+
 def observe_build(outcome: str, seconds: float, rows: int = 0) -> None:
+    if _forward is not None:
+        _forward("build", (outcome, seconds, rows))
+        return
     BUILDS.labels(outcome).inc()
     BUILD_SECONDS.labels(outcome).observe(seconds)
     if rows:
         BUILD_ROWS.inc(rows)
+
+
+_OBSERVERS: dict[str, Callable[..., None]] = {
+    "build": observe_build,
+    "heartbeat": observe_heartbeat,
+    "webhook": observe_webhook,
+}
 
 
 def observe_ingest(rows: int, ok: bool = True) -> None:

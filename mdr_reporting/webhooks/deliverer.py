@@ -31,6 +31,7 @@ from mdr_reporting.catalog.deliveries import (
 from mdr_reporting.catalog.store import Catalog
 from mdr_reporting.domain.requests import RequestState
 from mdr_reporting.files.signing import LinkSigner
+from mdr_reporting.observability.metrics import observe_webhook
 from mdr_reporting.settings import Settings
 from mdr_reporting.webhooks.keys import WebhookSigner
 from mdr_reporting.webhooks.sender import Sender
@@ -71,6 +72,7 @@ def delivery_outcome(outcome: str, delivery: Delivery, result: AttemptResult | N
         outcome,
         answer,
     )
+    observe_webhook(outcome)
     for listener in list(outcome_listeners):
         try:
             listener(outcome)

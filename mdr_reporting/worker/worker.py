@@ -32,7 +32,7 @@ from mdr_reporting.files.base import FileStore
 from mdr_reporting.files.downloads import download_filename
 from mdr_reporting.files.formats import file_format
 from mdr_reporting.observability import build_finished
-from mdr_reporting.observability.metrics import WORKER_HEARTBEAT
+from mdr_reporting.observability.metrics import observe_heartbeat
 from mdr_reporting.owner_only import private_dir
 from mdr_reporting.worker.builder import BuildCancelled, ReportBuilder
 from mdr_reporting.worker.scratch import BuildFolder, sweep_build_folders
@@ -155,7 +155,7 @@ class Worker:
 
     def alive(self) -> None:
         self.alive_at = time.monotonic()
-        WORKER_HEARTBEAT.set(time.time())
+        observe_heartbeat(time.time())
 
     @property
     def stopping(self) -> bool:

@@ -152,3 +152,37 @@ def test_the_readme_sdk_snippet_runs_against_mdr_serve(tmp_path: Path) -> None:
             check=False,
         )
         assert missed.returncode != 0 and "NotFoundError" in missed.stderr
+
+
+def test_serve_counts_the_builds_of_its_worker_process(tmp_path: Path) -> None:
+    """On the embedded default the worker runs in a child process of `mdr serve`: its
+    builds and heartbeat still show in the server's /metrics and /readyz."""
+    data = tmp_path / "data"
+    assert run_mdr("admin", "create-account", "A", "--id", "acct-01", data_dir=data).returncode == 0
+    key = reports_key(data, "acct-01")
+    auth = {"Authorization": f"Bearer {key}"}
+    with running_server(data) as url:
+        made = httpx.post(
+            f"{url}/reporting/mdr_requests",
+            headers=auth,
+            json={"start_time": "2026-01-01T00:00:00Z", "end_time": "2026-01-02T00:00:00Z"},
+        )
+        assert made.status_code == 200, made.text
+        status_url = f"{url}/reporting/mdr_requests/{made.json()['id']}"
+        deadline = time.monotonic() + 60
+        while httpx.get(status_url, headers=auth).json()["status"] != 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        families = {
+            f.name: f for f in text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
+        }
+        builds = {
+            s.labels["outcome"]: s.value
+            for s in families["mdr_builds"].samples
+            if s.name == "mdr_builds_total"
+        }
+        assert builds.get("complete") == 1, builds
+        heartbeat = families["mdr_worker_heartbeat_timestamp_seconds"].samples[0].value
+        assert time.time() - 120 < heartbeat <= time.time() + 1
+        ready = httpx.get(f"{url}/readyz")
+        assert ready.status_code == 200, ready.text

@@ -42,11 +42,7 @@ INVALID_V1: list[tuple[str, Any, str]] = [
     ("end_time not ISO 8601", v1(end_time="2024-02-31T00:00:00Z"), "/end_time"),
     ("end_time equal to start_time", v1(end_time=START), "/end_time"),
     ("end_time before start_time", v1(end_time="2024-02-20T00:00:00Z"), "/end_time"),
-    (
-        "start_time after the default end (now)",
-        v1(start_time="2030-01-01T00:00:00Z"),
-        "/start_time",
-    ),
+    ("start_time after the default end", v1(start_time="2030-01-01T00:00:00Z"), "/start_time"),
     ("unknown timezone", v1(timezone="Mars/Olympus_Mons"), "/timezone"),
     ("timezone path trick", v1(timezone="../../etc/passwd"), "/timezone"),
     ("timezone not a string", v1(timezone=5), "/timezone"),
