@@ -108,18 +108,18 @@ class _Merger:
             if self.closed:
                 return
             self.pending.update(days)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="mdr-lake-merge", daemon=True
-                )
+            if self._thread is None:
+                # Not a daemon, and gone once idle: a process that exits lets the merge
+                # that runs finish (an interrupted one is safe, but noisy at exit).
+                self._thread = threading.Thread(target=self._run, name="mdr-lake-merge")
                 self._thread.start()
-            self._cond.notify_all()
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: bool(self.pending) or self.closed)
                 if not self.pending:
+                    self._thread = None
+                    self._cond.notify_all()
                     return
                 days = sorted(self.pending)
                 self.pending.clear()
@@ -139,12 +139,9 @@ class _Merger:
             return self._cond.wait_for(lambda: not self.pending and not self.busy, timeout)
 
     def close(self) -> None:
-        self.wait()
         with self._cond:
             self.closed = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+            self._cond.wait_for(lambda: self._thread is None)
 
 
 class _ByteBudget:
