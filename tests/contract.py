@@ -37,6 +37,7 @@ from mdr_reporting.domain.times import get_zone, parse_instant
 from mdr_reporting.domain.validation import MAX_ID_LENGTH as MAX_RECORD_ID_LENGTH
 from mdr_reporting.settings import ensure_signing_secret, load_settings
 from mdr_reporting.usage import parse_create_body, parse_fetch_params
+from mdr_reporting.webhooks.targets import check_new_webhook_url
 from mdr_reporting.worker import Background, report_builder
 from tests.records import ndjson, record
 
@@ -263,6 +264,17 @@ def _usage_window(values: Any, *, body: bool) -> None:
                 values["end_date"] = values["start_date"]
 
 
+def _webhook_target(body: dict[str, Any]) -> None:
+    """webhook_url's host is a public address (the SSRF guard; the schema says it in words)."""
+    url = body.get("webhook_url")
+    if not isinstance(url, str):
+        return
+    try:
+        check_new_webhook_url(url, allow_private=False)
+    except InvalidInput:
+        body["webhook_url"] = "https://hooks.example/mdr"
+
+
 def _records(body: list[Any], counter: Iterator[int]) -> None:
     """Ids unique in the run (a stored id may not change created_at), the test's account."""
     for row in body:
@@ -332,6 +344,7 @@ def run_schemathesis(live: LiveApp, *, seed: int, max_examples: int) -> RunSumma
             if v1:
                 _directions(case.body)
             _filter_order(case.body)
+            _webhook_target(case.body)
         return case
 
     real_ids = st.sampled_from(live.request_ids)

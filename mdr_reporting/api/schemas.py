@@ -103,7 +103,11 @@ WebhookUrl = Annotated[
     Field(
         pattern=r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9._~%!$&'()*+,;=:@-]+([/?#][\x21-\x7e]*)?$",
         max_length=MAX_URL_LENGTH,
-        description="Absolute http(s) URL POSTed the final object",
+        description=(
+            "Absolute http(s) URL POSTed the request object, signed, when it reaches status "
+            "2, 3 or 4. A host that is or resolves to a loopback, private, link-local, "
+            "metadata, unspecified, multicast or reserved address is refused (400)"
+        ),
     ),
 ]
 

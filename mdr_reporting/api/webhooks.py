@@ -39,6 +39,7 @@ router = APIRouter(tags=["Webhooks"])
         "Ed25519 signature of the timestamp, `|`, and the raw body. No key needed."
     ),
     responses={200: {"model": WebhookPublicKey}},
+    openapi_extra={"security": []},  # public: receivers fetch it without a key
 )
 async def public_key(request: Request) -> JSONResponse:
     signer = await run_in_threadpool(request.app.state.services.webhook_signer)

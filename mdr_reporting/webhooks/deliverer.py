@@ -161,16 +161,21 @@ class Deliverer:
         self._wake.set()
 
     def _loop(self, slot: int) -> None:
+        """Slot 0 polls (one cheap read a poll interval) and wakes the others when work is
+        due; every slot then claims until nothing is left."""
         owner = f"{self.owner}/{slot}"
         while not self._stop.is_set():
             try:
-                worked = self.queue.any_due() and self.run_once(owner)
+                due = self._wake.is_set() or (slot == 0 and self.queue.any_due())
+                if due:
+                    self._wake.set()  # the other slots help
+                worked = due and self.run_once(owner)
             except Exception:  # the catalog is unreachable: wait and try again
                 log.exception("webhook sender %d could not claim work", slot)
                 worked = False
             if not worked:
-                self._wake.wait(self.poll_interval)
                 self._wake.clear()
+                self._wake.wait(self.poll_interval if slot == 0 else 10 * self.poll_interval)
 
     def run_once(self, owner: str | None = None) -> bool:
         """Claim and attempt one due delivery; False when none was due."""
