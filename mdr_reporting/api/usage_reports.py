@@ -99,15 +99,27 @@ class UsageListEnvelope(BaseModel):
 
 
 def _parts(request: Request) -> tuple[Any, UsageStore, UsageService]:
+    """The services, the usage reports' catalog store and the lake's usage service (only
+    ``fetch_sync`` reads the lake: the others work on stored reports)."""
     state = request.app.state
     services = state.services
     store: UsageStore | None = getattr(state, "usage_store", None)
     if store is None:
-        if services.lake is None:
-            raise RuntimeError("usage reports need the lake")
         store = state.usage_store = UsageStore(services.catalog)
-        state.usage_service = UsageService(services.lake)
-    return services, store, state.usage_service
+    service: UsageService | None = getattr(state, "usage_service", None)
+    if service is None and services.lake is not None:
+        service = state.usage_service = UsageService(services.lake)
+    if service is None:
+        return services, store, _NO_LAKE
+    return services, store, service
+
+
+class _NoLake:
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError("usage reports read the lake: this server has none")
+
+
+_NO_LAKE: Any = _NoLake()
 
 
 def _visible(services: Any, key: ApiKey) -> list[str] | None:
@@ -121,6 +133,12 @@ def _visible(services: Any, key: ApiKey) -> list[str] | None:
 @router.get(
     "/sync",
     summary="Compute an MDR usage report at once",
+    description=(
+        "Counts sent, delivered and received messages, parts and cost per group and "
+        "direction over the window, from the lake's latest versions, and answers at once "
+        "without storing anything (the SDK's `mdr_usage_reports.fetch_sync`). Costs are "
+        "exact decimal strings. Without dates it covers the last 30 days."
+    ),
     responses={200: {"model": UsageEnvelope}, **error_responses(400, 401, 403, 429)},
     openapi_extra={"parameters": fetch_parameters()},
 )
@@ -147,11 +165,25 @@ async def fetch_sync(request: Request, key: ApiKey = Depends(reports_key)) -> JS
 @router.post(
     "",
     summary="Create an MDR usage report (computed in the background)",
+    description=(
+        "Stores a PENDING usage report that a worker computes between report builds; "
+        "`retrieve` shows it COMPLETE with its `result` (the same rows `fetch_sync` "
+        "answers) or FAILED with its `error`. `end_date` is inclusive."
+    ),
     responses={200: {"model": UsageEnvelope}, **error_responses(400, 401, 403, 413, 429)},
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": create_schema()}},
+            "content": {
+                "application/json": {
+                    "schema": create_schema(),
+                    "example": {
+                        "aggregation_type": "PROFILE",
+                        "start_date": "2026-11-01",
+                        "end_date": "2026-11-30",
+                    },
+                }
+            },
         }
     },
 )
@@ -169,6 +201,10 @@ async def create(request: Request, key: ApiKey = Depends(reports_key)) -> JSONRe
 @router.get(
     "",
     summary="List MDR usage reports, newest first",
+    description=(
+        "The usage reports created with the key's account or an account it manages, "
+        "newest first, a page at a time, with the v2 `meta` block."
+    ),
     responses={200: {"model": UsageListEnvelope}, **error_responses(400, 401, 403, 429)},
 )
 async def list_reports(
@@ -199,6 +235,10 @@ async def list_reports(
 @router.get(
     "/{report_id:usage_report_id}",
     summary="Retrieve an MDR usage report",
+    description=(
+        "One usage report by id: its status and, once COMPLETE, its result rows. A report "
+        "of another account is a 404, as if it did not exist."
+    ),
     responses={200: {"model": UsageEnvelope}, **error_responses(401, 403, 404, 429)},
 )
 async def retrieve(
@@ -214,6 +254,10 @@ async def retrieve(
 @router.delete(
     "/{report_id:usage_report_id}",
     summary="Delete an MDR usage report",
+    description=(
+        "Deletes a usage report (a PENDING one is never computed) and answers it as it was; "
+        "a report of another account is a 404."
+    ),
     responses={200: {"model": UsageEnvelope}, **error_responses(401, 403, 404, 429)},
 )
 async def delete(

@@ -89,6 +89,10 @@ async def _records(request: Request, key: ApiKey, request_id: str) -> list[Deliv
 @router.get(
     "/reporting/mdr_requests/{request_id}/webhook_deliveries",
     summary="List the webhooks of an MDR request and their attempts",
+    description=(
+        "Every webhook announced for the request (one per status it reached: 2, 3 or 4), "
+        "with its state, its next attempt and each HTTP attempt's time, status or error."
+    ),
     tags=["MDR requests (v1)"],
     responses={200: {"model": list[V1WebhookDelivery]}, **error_responses(401, 403, 404)},
 )
@@ -102,6 +106,10 @@ async def v1_deliveries(
 @router.get(
     "/v2/legacy/reporting/batch_detail_records/messaging/{request_id}/webhook_deliveries",
     summary="List the webhooks of an MDR request and their attempts (v2 legacy)",
+    description=(
+        "Every webhook announced for the request (one per status it reached: 2, 3 or 4), "
+        "with its state, its next attempt and each HTTP attempt's time, status or error."
+    ),
     tags=["MDR requests (v2 legacy)"],
     responses={200: {"model": V2WebhookDeliveries}, **error_responses(401, 403, 404)},
 )
