@@ -92,11 +92,13 @@ def make_engine(url: str) -> Engine:
         # As many pooled connections as the API's thread pool has threads (anyio's 40): a
         # connection opened past the pool is closed on return, and every open runs the
         # PRAGMAs below again, which under load cost more than the reads themselves.
+        database = sa.engine.make_url(url).database
+        in_memory = database in (None, "", ":memory:")  # one connection: no pool to size
+        pool: dict[str, Any] = (
+            {} if in_memory else {"pool_size": SQLITE_POOL_SIZE, "max_overflow": 10}
+        )
         engine = sa.create_engine(
-            url,
-            connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=SQLITE_POOL_SIZE,
-            max_overflow=10,
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **pool
         )
 
         @sa.event.listens_for(engine, "connect")

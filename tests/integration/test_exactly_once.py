@@ -48,7 +48,7 @@ KILLS = 8
 DEADLINE_SECONDS = 600  # a hang guard only: the run took 203 s at load average 12-18
 ACCOUNT = "acct-01"
 BODY = {"start_time": "2026-03-06T00:00:00", "end_time": "2026-03-07T00:00:00"}
-COMPLETE_LINE = re.compile(r"report (\S+) complete: \d+ rows")
+COMPLETE_LINE = re.compile(r"build (\S+) complete: accounts=\d+ days=\d+ rows=\d+")
 
 
 @pytest.fixture

@@ -27,7 +27,8 @@ def test_every_logger_is_scrubbed_uvicorn_access_log_included(
 ) -> None:
     install_log_redaction()
     install_log_redaction()  # idempotent
-    with caplog.at_level(logging.INFO):
+    # configure_logging (run by earlier tests) quiets uvicorn.access to WARNING: lift it here
+    with caplog.at_level(logging.INFO), caplog.at_level(logging.INFO, logger="uvicorn.access"):
         logging.getLogger("uvicorn.access").info(
             '%s - "%s %s HTTP/%s" %d',
             "127.0.0.1:1",
