@@ -11,8 +11,10 @@ lives in its ``created_at`` day), so memory is bounded by the largest day.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from mdr_reporting.domain.query import ReportQuery
@@ -26,6 +28,7 @@ __all__ = [
     "EngineError",
     "ProgressCallback",
     "SnapshotFileMissing",
+    "local_day_files",
 ]
 
 ProgressCallback = Callable[[float], None]
@@ -49,6 +52,19 @@ class SnapshotFileMissing(EngineError):
     def __init__(self, path: str) -> None:
         super().__init__(f"lake file is gone: {path}")
         self.path = path
+
+
+@contextmanager
+def local_day_files(snapshot: Snapshot, day: date, folder: Path) -> Iterator[tuple[str, ...]]:
+    """``snapshot.local_day``, with a file that is gone (an object compaction reclaimed
+    meanwhile) raised as :class:`SnapshotFileMissing`, so the caller retries on a fresh
+    snapshot; an error of the caller's own block passes through unchanged."""
+    with ExitStack() as stack:
+        try:
+            files = stack.enter_context(snapshot.local_day(day, folder))
+        except FileNotFoundError as exc:
+            raise SnapshotFileMissing(str(exc.filename or exc)) from None
+        yield files
 
 
 @dataclass(frozen=True)

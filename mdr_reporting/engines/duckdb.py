@@ -17,7 +17,7 @@ import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from mdr_reporting.engines.base import (
     Engine,
     ProgressCallback,
     SnapshotFileMissing,
+    local_day_files,
 )
 from mdr_reporting.engines.duckdb_sql import Shape, day_statement, scanned_columns
 from mdr_reporting.engines.lakefiles import FOLD_FUNCTION, DayFacts, day_facts
@@ -274,13 +275,7 @@ class _Days:
 
     def _fetched_day(self, index: int, snapshot: Snapshot, day: date) -> tuple[int, Path]:
         """The day over local paths: a lake on S3 copies its objects to the build folder."""
-        with ExitStack() as stack:
-            try:
-                files = stack.enter_context(
-                    snapshot.local_day(day, self.workdir / f"day-{index:05d}")
-                )
-            except FileNotFoundError as exc:  # an object compaction reclaimed meanwhile
-                raise SnapshotFileMissing(str(exc.filename or exc)) from None
+        with local_day_files(snapshot, day, self.workdir / f"day-{index:05d}") as files:
             return self._day(index, files)
 
     def _day(self, index: int, files: tuple[str, ...]) -> tuple[int, Path]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Collection
-from contextlib import ExitStack, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 
 from mdr_reporting.domain.records import FOLDED_COLUMNS, RECORD_COLUMNS
 from mdr_reporting.domain.times import utc_iso
-from mdr_reporting.engines.base import SnapshotFileMissing
+from mdr_reporting.engines.base import local_day_files
 from mdr_reporting.lake.base import Snapshot
 from mdr_reporting.search.params import RecordSearch
 from mdr_reporting.search.scan import FILE, ROW, Window, read_rows, scan_day
@@ -139,13 +139,7 @@ def search_records(
     )
     with scratch as work:
         for index, day in enumerate(days):
-            with ExitStack() as stack:
-                try:
-                    files = stack.enter_context(
-                        snapshot.local_day(day, Path(work) / f"day-{index:05d}")
-                    )
-                except FileNotFoundError as exc:
-                    raise SnapshotFileMissing(str(exc.filename or exc)) from None
+            with local_day_files(snapshot, day, Path(work) / f"day-{index:05d}") as files:
                 scanned = scan_day(files, accounts, window, columns)
                 days_read += 1
                 groups_read += scanned.row_groups_read

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Collection
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -30,7 +29,7 @@ from typing import Any
 
 import duckdb
 
-from mdr_reporting.engines.base import SnapshotFileMissing
+from mdr_reporting.engines.base import local_day_files
 from mdr_reporting.lake.base import Snapshot
 from mdr_reporting.usage.params import UsageQuery
 
@@ -155,13 +154,7 @@ def compute_usage(
             found = []
             with tempfile.TemporaryDirectory(prefix=".usage-", dir=work_dir) as work:
                 for index, day in enumerate(days):
-                    with ExitStack() as stack:
-                        try:
-                            files = stack.enter_context(
-                                snapshot.local_day(day, Path(work) / f"day-{index:05d}")
-                            )
-                        except FileNotFoundError as exc:
-                            raise SnapshotFileMissing(str(exc.filename or exc)) from None
+                    with local_day_files(snapshot, day, Path(work) / f"day-{index:05d}") as files:
                         found += _query_days(con, query, accounts, [files])
     finally:
         con.close()
