@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report_api import DAYS, START, V1, free_port, prepared, window
+
+FIRST = datetime.combine(START, datetime.min.time(), UTC)  # the data's first day, at 00:00 UTC
 
 HERE = Path(__file__).resolve().parent
 MDR = [sys.executable, "-m", "mdr_reporting"]
@@ -127,7 +130,7 @@ class Feeder:
         while not self._stop.is_set():
             serial += 1
             body = {
-                **window(START, DAYS),
+                **window(FIRST, timedelta(days=DAYS)),
                 "select_all_managed_accounts": True,
                 "record_types": [1, 2, 3],
                 "report_name": f"status-load big {serial}",  # never a repeat of the last
@@ -172,7 +175,7 @@ def main() -> None:
     if locust is None:
         raise SystemExit("locust is not installed: make bench")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    data, key = prepared(args.workdir, args.records)
+    data, key, _ingest_key = prepared(args.workdir, args.records)
     extra = dict(item.split("=", 1) for item in args.env)
     print(f"cpus: {os.cpu_count()}, load average before: {os.getloadavg()}")
     server = Server(data, extra)
@@ -181,7 +184,9 @@ def main() -> None:
         with httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=600
         ) as client:
-            small = client.post(V1, json={**window(START, 1), "managed_accounts": ["acct-20"]})
+            small = client.post(
+                V1, json={**window(FIRST, timedelta(days=1)), "managed_accounts": ["acct-20"]}
+            )
             small.raise_for_status()
             target = wait_done(client, small.json()["id"], 0.05)
             assert target["status"] == 2, target
