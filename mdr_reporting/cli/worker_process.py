@@ -54,6 +54,7 @@ class WorkerProcess:
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None
         self._pipe: Connection | None = None
+        self._listener: threading.Thread | None = None  # reads the child's figures
         self._lock = threading.Lock()  # guards _process and _pipe
         self._stop = threading.Event()
         self._started_at = 0.0
@@ -85,11 +86,12 @@ class WorkerProcess:
         self._started_at = time.monotonic()
         reader.close()  # the child holds its end: its EOF is our close or our death
         events_out.close()  # the child's end: EOF once the child is gone
-        threading.Thread(
+        listener = threading.Thread(
             target=self._listen, args=(events_in,), name="mdr-worker-events", daemon=True
-        ).start()
+        )
+        listener.start()
         with self._lock:
-            self._process, self._pipe = process, writer
+            self._process, self._pipe, self._listener = process, writer, listener
 
     def wake(self) -> None:
         """Tell the worker a request was created (never blocks the caller on a dead child)."""
@@ -164,6 +166,10 @@ class WorkerProcess:
                 process.join()
         if self._supervisor.is_alive():
             self._supervisor.join(5)
+        with self._lock:
+            listener = self._listener
+        if listener is not None:  # the child is gone: its last figures (handed back) are read
+            listener.join(5)
 
 
 def run_child(settings: Settings, wakes: Connection, events: Connection) -> None:
