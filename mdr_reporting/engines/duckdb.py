@@ -309,9 +309,14 @@ class _Days:
         else:
             spans = offset_spans(self.zone, low, high)
         folded = self.query.where is None or facts.folded
-        # One file the lake laid out holds each id once, one account's rows in report order.
+        # One file the lake laid out holds each id once, one account's rows in report order:
+        # so are the report's rows when its footer admits only one of the report's accounts
+        # (a parent's own account often holds no records beside the one it manages).
         unique = facts.files == 1 and facts.laid_out
-        ordered = unique and len(self.query.accounts) == 1
+        one_account = len(self.query.accounts) == 1 or (
+            facts.admitted is not None and facts.admitted <= 1
+        )
+        ordered = unique and one_account
         stmt = day_statement(
             self.query, files, spans, self.shape, folded=folded, unique=unique, ordered=ordered
         )

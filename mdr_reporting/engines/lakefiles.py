@@ -169,6 +169,10 @@ class DayFacts:
     time_range: tuple[int, int] | None  # smallest and largest timestamp, epoch microseconds
     rows: int  # rows of the row groups that may hold the accounts' rows
     bytes: int  # their uncompressed size (of the given columns, or of all)
+    # How many of the given accounts those row groups' statistics admit (every one of them
+    # where a group has no statistics); None when no accounts were given.  A laid-out file
+    # (sorted by account first) in which one account is admitted holds it in report order.
+    admitted: int | None = None
 
 
 def day_facts(
@@ -185,6 +189,7 @@ def day_facts(
     chosen = None if columns is None else set(columns)
     laid_out = folded = True
     rows = size = 0
+    admitted: set[str] = set()
     found: tuple[int, int] | None = None
     for path in files:
         meta = footer(path, opener)
@@ -199,8 +204,14 @@ def day_facts(
                 stats = row_group.column(account).statistics
                 if stats is not None and stats.has_min_max:
                     low, high = stats.min, stats.max
-                    if not any(low <= a <= high for a in wanted):
+                    inside = [a for a in wanted if low <= a <= high]
+                    if not inside:
                         continue
+                    admitted.update(inside)
+                else:
+                    admitted.update(wanted)
+            else:
+                admitted.update(wanted)
             rows += row_group.num_rows
             if chosen is None:
                 size += row_group.total_byte_size
@@ -211,4 +222,6 @@ def day_facts(
                     if name in chosen
                 )
     time_range = None if found is _UNKNOWN else found
-    return DayFacts(len(files), laid_out, folded, time_range, rows, size)
+    return DayFacts(
+        len(files), laid_out, folded, time_range, rows, size, len(admitted) if wanted else None
+    )

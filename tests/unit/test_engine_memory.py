@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from mdr_reporting.domain.enums import Direction, RecordType
@@ -18,7 +20,7 @@ from mdr_reporting.domain.query import compile_query
 from mdr_reporting.domain.requests import ReportRequest
 from mdr_reporting.engines import duckdb as engine_module
 from mdr_reporting.engines.duckdb import DuckDBEngine, day_memory, memory_bytes
-from mdr_reporting.engines.lakefiles import DayFacts
+from mdr_reporting.engines.lakefiles import DayFacts, day_facts
 from tests.unit.lake_files import layout, records, write_lake
 
 ANCHOR = datetime(2024, 3, 10, 7, 0, tzinfo=UTC)
@@ -135,3 +137,54 @@ def test_memory_limits_read_as_duckdb_reads_them(text: str, size: int) -> None:
 def test_a_memory_limit_that_is_no_size_is_refused() -> None:
     with pytest.raises(ValueError, match="not a memory size"):
         memory_bytes("lots")
+
+
+def test_day_facts_count_the_accounts_the_footers_admit(tmp_path: Path) -> None:
+    """Row-group statistics of account_id tell which of a report's accounts a laid-out file
+    may hold; the engine streams a day in file order when only one is admitted."""
+    path = tmp_path / "day.parquet"
+    times = [datetime(2024, 5, 1, n, tzinfo=UTC) for n in range(8)]
+    table = pa.table(
+        {
+            "account_id": ["a-1"] * 4 + ["a-2"] * 4,
+            **{name: times for name in ("created_at", "sent_at", "completed_at")},
+        }
+    )
+    pq.write_table(table, path, row_group_size=4)
+    assert day_facts([str(path)], ["a-1"]).admitted == 1
+    assert day_facts([str(path)], ["a-1", "a-0", "b"]).admitted == 1  # absent ones: not admitted
+    assert day_facts([str(path)], ["a-1", "a-2"]).admitted == 2
+    assert day_facts([str(path)], ["a-0"]).admitted == 0
+    assert day_facts([str(path)]).admitted is None
+    pq.write_table(table, path, row_group_size=8)  # one group spanning a-1..a-2
+    assert day_facts([str(path)], ["a-1", "a-15"]).admitted == 2
+
+
+def test_a_report_whose_other_accounts_hold_no_records_is_not_sorted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parent's own account beside the one it manages: each laid-out one-file day is read
+    in file order (no ORDER BY), as for one account."""
+    seen: list[bool] = []
+    statement = engine_module.day_statement
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["ordered"])
+        return statement(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "day_statement", spy)
+    anchor = datetime(2024, 5, 1, tzinfo=UTC)
+    files = layout(random.Random(3), records(random.Random(3), anchor, 300), most_files=1)
+    snapshot = write_lake(tmp_path / "lake", files, laid_out=1.0)
+    request = ReportRequest(
+        start_time=anchor - timedelta(days=2),
+        end_time=anchor + timedelta(days=3),
+        timezone="UTC",
+        directions=tuple(Direction),
+        record_types=tuple(RecordType),
+    )
+    DuckDBEngine().build(compile_query(request, ["acc-2", "parent"]), snapshot, tmp_path / "r")
+    assert seen and all(seen)
+    seen.clear()
+    DuckDBEngine().build(compile_query(request, ["acc-2", "acc-3"]), snapshot, tmp_path / "r")
+    assert seen and not any(seen)
