@@ -43,7 +43,12 @@ from mdr_reporting.engines.base import (
     SnapshotFileMissing,
     local_day_files,
 )
-from mdr_reporting.engines.duckdb_sql import Shape, day_statement, scanned_columns
+from mdr_reporting.engines.duckdb_sql import (
+    Shape,
+    day_statement,
+    repeated_ids_statement,
+    scanned_columns,
+)
 from mdr_reporting.engines.lakefiles import FOLD_FUNCTION, DayFacts, day_facts
 from mdr_reporting.engines.outputs import Assembler, assembler_for
 from mdr_reporting.lake.base import Snapshot
@@ -312,11 +317,14 @@ class _Days:
         # One file the lake laid out holds each id once, one account's rows in report order:
         # so are the report's rows when its footer admits only one of the report's accounts
         # (a parent's own account often holds no records beside the one it manages).
-        unique = facts.files == 1 and facts.laid_out
+        # Several files (or files of older releases) need the latest-version pass only
+        # when an id of the report's scope is there twice: one cheap probe tells.
+        laid_out_file = facts.files == 1 and facts.laid_out
+        unique = laid_out_file or not self._repeated_ids(cursor, files)
         one_account = len(self.query.accounts) == 1 or (
             facts.admitted is not None and facts.admitted <= 1
         )
-        ordered = unique and one_account
+        ordered = laid_out_file and one_account
         stmt = day_statement(
             self.query, files, spans, self.shape, folded=folded, unique=unique, ordered=ordered
         )
@@ -335,6 +343,11 @@ class _Days:
             )
         with self.memory.hold(self.memory.total):
             return self._copy(cursor, sql, stmt.params)
+
+    def _repeated_ids(self, cursor: duckdb.DuckDBPyConnection, files: tuple[str, ...]) -> bool:
+        """Whether an id of the report's scope has more than one version in ``files``."""
+        stmt = repeated_ids_statement(self.query, files)
+        return cursor.execute(stmt.sql, stmt.params).fetchone() is not None
 
     def _copy(self, cursor: duckdb.DuckDBPyConnection, sql: str, params: Any) -> Any:
         return cursor.execute(sql, params).fetchone()

@@ -19,7 +19,7 @@ from mdr_reporting.domain.records import FOLDED_COLUMNS, RECORD_COLUMNS
 from mdr_reporting.domain.zones import OffsetSpan
 from mdr_reporting.engines.lakefiles import CRITERIA_COLUMNS, FOLD_FUNCTION, TIMESTAMP_COLUMNS
 
-__all__ = ["Shape", "Statement", "day_statement", "scanned_columns"]
+__all__ = ["Shape", "Statement", "day_statement", "repeated_ids_statement", "scanned_columns"]
 
 Shape = Literal["text", "json", "typed"]
 """``text``: CSV cells; ``json``: JSON values; ``typed``: Parquet columns."""
@@ -153,6 +153,34 @@ def _criteria(stmt: Statement, query: ReportQuery) -> list[str]:
     return out
 
 
+def _source_and_scan(
+    stmt: Statement, query: ReportQuery, files: tuple[str, ...]
+) -> tuple[str, str]:
+    """The day's files as a table, and the account and window conditions on its scan."""
+    # The lake may sit in day=... folders: its columns are the files' columns only.
+    source = f"read_parquet({stmt.bind(list(files))}, hive_partitioning = false)"
+    scan = " AND ".join(
+        (
+            f"account_id IN ({stmt.bind_list(query.accounts)})",
+            f"created_at >= {stmt.bind(query.start)}",
+            f"created_at < {stmt.bind(query.end)}",
+        )
+    )
+    return source, scan
+
+
+def repeated_ids_statement(query: ReportQuery, files: tuple[str, ...]) -> Statement:
+    """One row when an id of the report's scope occurs more than once in ``files`` (a day
+    of several files whose versions have to be resolved), none when every row is its id's
+    only version.  It reads the id, account and time columns only: a small fraction of
+    what the latest-version pass over the whole rows costs.  Versions of an id share
+    ``account_id`` and ``created_at``, so the scope holds all of an id's versions or none."""
+    stmt = Statement()
+    source, scan = _source_and_scan(stmt, query, files)
+    stmt.sql = f"SELECT id FROM {source} WHERE {scan} GROUP BY id HAVING count(*) > 1 LIMIT 1"
+    return stmt
+
+
 def day_statement(
     query: ReportQuery,
     files: tuple[str, ...],
@@ -182,15 +210,7 @@ def day_statement(
     if ordered and not unique:
         raise ValueError("only a scan without the latest-version pass keeps its order")
     stmt = Statement()
-    # The lake may sit in day=... folders: its columns are the files' columns only.
-    source = f"read_parquet({stmt.bind(list(files))}, hive_partitioning = false)"
-    scan = " AND ".join(
-        (
-            f"account_id IN ({stmt.bind_list(query.accounts)})",
-            f"created_at >= {stmt.bind(query.start)}",
-            f"created_at < {stmt.bind(query.end)}",
-        )
-    )
+    source, scan = _source_and_scan(stmt, query, files)
     criteria = _criteria(stmt, query)
     columns = _columns(stmt, query, spans, shape)
     used = {
