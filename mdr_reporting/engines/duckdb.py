@@ -320,7 +320,7 @@ class _Days:
         # Several files (or files of older releases) need the latest-version pass only
         # when an id of the report's scope is there twice: one cheap probe tells.
         laid_out_file = facts.files == 1 and facts.laid_out
-        unique = laid_out_file or not self._repeated_ids(cursor, files)
+        unique = laid_out_file or not self._repeated_ids(index, cursor, files, facts)
         one_account = len(self.query.accounts) == 1 or (
             facts.admitted is not None and facts.admitted <= 1
         )
@@ -330,9 +330,28 @@ class _Days:
         )
         sql = f"COPY ({stmt.sql}) TO '{target}' ({self.options})"
         need = day_memory(facts, unique=unique, ordered=ordered)
+        return self._held(index, need, cursor, sql, stmt.params)
+
+    def _repeated_ids(
+        self,
+        index: int,
+        cursor: duckdb.DuckDBPyConnection,
+        files: tuple[str, ...],
+        facts: DayFacts,
+    ) -> bool:
+        """Whether an id of the report's scope has more than one version in ``files``."""
+        stmt = repeated_ids_statement(self.query, files)
+        need = facts.rows * _PROBE_ROW_BYTES  # a hash table of the day's ids
+        return self._held(index, need, cursor, stmt.sql, stmt.params) is not None
+
+    def _held(
+        self, index: int, need: int, cursor: duckdb.DuckDBPyConnection, sql: str, params: Any
+    ) -> Any:
+        """One statement's first row, run while ``need`` bytes of the memory limit are held;
+        one that runs out of memory beside other days runs again alone."""
         try:
             with self.memory.hold(need):
-                return self._copy(cursor, sql, stmt.params)
+                return self._copy(cursor, sql, params)
         except duckdb.OutOfMemoryException:
             if need >= self.memory.total:
                 raise
@@ -342,12 +361,7 @@ class _Days:
                 need,
             )
         with self.memory.hold(self.memory.total):
-            return self._copy(cursor, sql, stmt.params)
-
-    def _repeated_ids(self, cursor: duckdb.DuckDBPyConnection, files: tuple[str, ...]) -> bool:
-        """Whether an id of the report's scope has more than one version in ``files``."""
-        stmt = repeated_ids_statement(self.query, files)
-        return cursor.execute(stmt.sql, stmt.params).fetchone() is not None
+            return self._copy(cursor, sql, params)
 
     def _copy(self, cursor: duckdb.DuckDBPyConnection, sql: str, params: Any) -> Any:
         return cursor.execute(sql, params).fetchone()
@@ -359,6 +373,7 @@ class _Days:
 _STREAM_BYTES = 32 * 1024 * 1024
 _SORT_FACTOR = 1.5
 _LATEST_FACTOR = 3.0
+_PROBE_ROW_BYTES = 128  # the repeated-id probe: an id (36-byte UUID text) in a hash table
 
 
 def day_memory(facts: DayFacts, *, unique: bool, ordered: bool) -> int:
