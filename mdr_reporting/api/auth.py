@@ -54,7 +54,7 @@ def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
             )
         services = request.app.state.services
         catalog: Catalog = services.catalog
-        method, path = request.method, request.url.path
+        method, path = request.method, request.scope["path"]  # what request.url.path starts with
         if not catalog.reads_never_wait:
             # One trip off the event loop: the key lookup and, for a key that may make
             # this call, the take from its rate-limit bucket.

@@ -129,6 +129,9 @@ def make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
+CONVERTED_ROWS = 1024  # request rows whose conversion a SQLite catalog keeps (see _states)
+
+
 class Catalog:
     """Accounts, keys and requests. Every method is one short transaction."""
 
@@ -152,6 +155,9 @@ class Catalog:
         self.fast_reads = SqliteReads(read_file) if read_file is not None else None
         if self.fast_reads is not None:
             self.on_close.append(self.fast_reads.close)
+        # Rows of requests read by id, as fetched, and the state each converts to: a
+        # client polling a request reads the same row again and again until it changes.
+        self._states: dict[tuple[Any, ...], RequestState] = {}
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
@@ -429,8 +435,16 @@ class Catalog:
         admin key does): its own requests and those of the accounts it manages. One
         lookup by primary key; the account tree is walked only for another account's row."""
         if self.fast_reads is not None:
-            fetched = self.fast_reads.visible_request(request_id, viewer)
-            return None if fetched is None else self._state(fetched)
+            row = self.fast_reads.visible_request_row(request_id, viewer)
+            if row is None:
+                return None
+            state = self._states.get(row)
+            if state is None:  # a row not seen as it is now: convert it (and remember)
+                state = self._state(self.fast_reads.request_mapping(row))
+                if len(self._states) >= CONVERTED_ROWS:
+                    self._states.clear()
+                self._states[row] = state
+            return state
         query = requests.select().where(
             requests.c.id == request_id, requests.c.deleted_at.is_(None)
         )
