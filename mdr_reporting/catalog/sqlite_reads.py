@@ -135,9 +135,19 @@ class SqliteReads:
 
     def key_by_hash(self, digest: str) -> dict[str, Any] | None:
         """The ``api_keys`` row of this hash, as SQLAlchemy would return it."""
+        row = self.key_row(digest)
+        return None if row is None else self.key_mapping(row)
+
+    def key_row(self, digest: str) -> tuple[Any, ...] | None:
+        """:meth:`key_by_hash` as sqlite3 returns the row (hashable, not yet converted)."""
         with self._connection() as db:
-            row = db.execute(_KEY_BY_HASH, (digest,)).fetchone()
-        return None if row is None else _mapping(_KEY_COLUMNS, row)
+            row: tuple[Any, ...] | None = db.execute(_KEY_BY_HASH, (digest,)).fetchone()
+        return row
+
+    @staticmethod
+    def key_mapping(row: tuple[Any, ...]) -> dict[str, Any]:
+        """A row of :meth:`key_row` as SQLAlchemy would return it."""
+        return _mapping(_KEY_COLUMNS, row)
 
     def visible_request(self, request_id: str, viewer: str | None) -> dict[str, Any] | None:
         """The live ``requests`` row of this id if ``viewer`` (None: anyone) manages its

@@ -158,6 +158,7 @@ class Catalog:
         # Rows of requests read by id, as fetched, and the state each converts to: a
         # client polling a request reads the same row again and again until it changes.
         self._states: dict[tuple[Any, ...], RequestState] = {}
+        self._keys: dict[tuple[Any, ...], ApiKey] = {}  # the same for live keys
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
@@ -293,15 +294,27 @@ class Catalog:
             return None
         digest = hash_key(secret)
         row: Any
+        raw: tuple[Any, ...] | None = None
         if self.fast_reads is not None:
-            row = self.fast_reads.key_by_hash(digest)
+            raw = self.fast_reads.key_row(digest)  # read every time: a revocation counts at once
+            if raw is None:
+                return None
+            cached = self._keys.get(raw)
+            if cached is not None:  # this row, unchanged, was converted before
+                return cached
+            row = self.fast_reads.key_mapping(raw)
         else:
             with self.reader.connect() as db:
                 found = db.execute(api_keys.select().where(api_keys.c.key_hash == digest)).first()
             row = None if found is None else found._mapping
         if row is None or row["revoked"]:
             return None
-        return self._key(row)
+        key = self._key(row)
+        if raw is not None:
+            if len(self._keys) >= CONVERTED_ROWS:
+                self._keys.clear()
+            self._keys[raw] = key
+        return key
 
     def key_needs_touch(self, key: ApiKey) -> bool:
         """Whether :meth:`touch_key` would write (``last_used_at`` is older than a minute)."""

@@ -219,3 +219,18 @@ def test_a_link_is_signed_once_a_second(clock: FakeClock) -> None:
     fields = dict(part.split("=", 1) for part in link)
     signer.verify("r-1", fields["file"], fields["expires"], fields["sig"].replace("%2E", "."))
     assert int(fields["expires"]) == int((clock.now + timedelta(hours=3)).timestamp())
+
+
+def test_a_key_row_is_converted_once_and_revocation_counts_at_once(
+    catalog: Catalog, clock: FakeClock
+) -> None:
+    catalog.create_account("A", account_id="a")
+    new = catalog.create_key("a", KeyScope.REPORTS)
+    first = catalog.find_key(new.secret)
+    assert first is not None
+    if catalog.fast_reads is not None:
+        assert catalog.find_key(new.secret) is first  # the same row: not converted again
+    touched = catalog.touch_key(first)
+    assert catalog.find_key(new.secret) == touched  # the row changed: read as it is now
+    catalog.revoke_key(new.key.id)
+    assert catalog.find_key(new.secret) is None
