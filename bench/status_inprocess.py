@@ -1,6 +1,7 @@
 """One status read without HTTP: the ASGI app of `mdr serve` called in a loop, CPU per call.
 
-    .venv/bin/python bench/status_inprocess.py [--calls 3000] [--surface v1|v2|both]
+    .venv/bin/python bench/status_inprocess.py [--calls 3000] [--concurrency 1]
+        [--surface v1|v2|both]
         [--pyinstrument out.html] [--workdir DIR]
 
 Builds the services exactly as ``mdr serve`` does (``build_services``: SQLite catalog,
@@ -85,6 +86,9 @@ async def call(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=3000)
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="calls in flight at once (asyncio.gather)"
+    )
     parser.add_argument("--surface", choices=["v1", "v2", "both"], default="both")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mdr-bench-status-inprocess"))
     parser.add_argument("--pyinstrument", type=Path, default=None)
@@ -141,15 +145,18 @@ def main() -> None:
                     profiler = Profiler(interval=0.0002, async_mode="disabled")
                     profiler.start()
                 cpu = time.process_time()
-                for _ in range(args.calls):
-                    status, _, _ = await call(app, "GET", path, key)
-                    assert status == 200
+                for _ in range(args.calls // args.concurrency):
+                    answers = await asyncio.gather(
+                        *(call(app, "GET", path, key) for _ in range(args.concurrency))
+                    )
+                    assert all(status == 200 for status, _, _ in answers)
                 cpu = time.process_time() - cpu
                 if profiler is not None and profiler.is_running:
                     profiler.stop()
                     args.pyinstrument.write_text(profiler.output_html())
                     print(profiler.output_text(color=False, show_all=args.all_frames))
-                print(f"{surface} {name}: {cpu * 1e6 / args.calls:.0f} us CPU per status read")
+                calls = args.calls // args.concurrency * args.concurrency
+                print(f"{surface} {name}: {cpu * 1e6 / calls:.0f} us CPU per status read")
 
     asyncio.run(run())
     catalog.close()

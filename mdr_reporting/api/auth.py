@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from mdr_reporting.api.ratelimit import LATER, record, spend, spend_now
+from mdr_reporting.api.ratelimit import LATER, record, spend, spend_soon
 from mdr_reporting.catalog import ApiKey, Catalog, KeyScope
 from mdr_reporting.catalog.ratelimits import Allowance
 from mdr_reporting.domain.errors import Forbidden, Unauthenticated
@@ -72,7 +72,7 @@ def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
         if catalog.key_needs_touch(key):
             key = await run_in_threadpool(catalog.touch_key, key)
         _check_scope(key, scope)
-        taken = spend_now(services, method, path, key)
+        taken = await spend_soon(services, method, path, key)
         if taken is LATER:
             taken = await run_in_threadpool(spend, services, method, path, key)
         assert taken is None or isinstance(taken, Allowance)

@@ -6,11 +6,15 @@ answer exactly what the SQLAlchemy path answers, on every backend.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sqlite3
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from mdr_reporting.catalog import Catalog, KeyScope
 from mdr_reporting.catalog.ratelimits import RateLimiter, buckets_file
@@ -234,3 +238,46 @@ def test_a_key_row_is_converted_once_and_revocation_counts_at_once(
     assert catalog.find_key(new.secret) == touched  # the row changed: read as it is now
     catalog.revoke_key(new.key.id)
     assert catalog.find_key(new.secret) is None
+
+
+def test_takes_of_one_loop_turn_share_one_commit(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """take_soon: the takes asked for by the tasks of one turn of the event loop run in
+    one transaction, in order, each spending exactly as a take of its own would."""
+    limiter = RateLimiter(catalog)
+    if limiter._sqlite is None:
+        return  # only a SQLite file is taken from on the loop
+    batches: list[int] = []
+    take = type(limiter._sqlite).take
+
+    def counted(self: Any, batch: list[Any], **kwargs: Any) -> Any:
+        batches.append(len(batch))
+        return take(self, batch, **kwargs)
+
+    monkeypatch.setattr(type(limiter._sqlite), "take", counted)
+
+    async def five() -> list[Any]:
+        return await asyncio.gather(
+            *(limiter.take_soon("general:k", rate=1.0, burst=3) for _ in range(5))
+        )
+
+    answers = asyncio.run(five())
+    assert batches == [5]
+    assert [a.allowed for a in answers] == [True, True, True, False, False]
+    assert [a.remaining for a in answers] == [2, 1, 0, 0, 0]
+    alone = asyncio.run(five())  # the next turn: a bucket still empty (the clock stands)
+    assert batches == [5, 5]
+    assert not any(a.allowed for a in alone)
+
+
+def test_a_loop_turn_defers_to_takes_waiting_in_threads(catalog: Catalog) -> None:
+    limiter = RateLimiter(catalog)
+    if limiter._sqlite is None:
+        return
+    with limiter._writer:  # a thread's batch is running: the loop's takes go to a thread
+
+        async def one() -> Any:
+            return await limiter.take_soon("general:k", rate=1.0, burst=3)
+
+        assert asyncio.run(one()) is None
