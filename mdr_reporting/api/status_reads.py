@@ -97,7 +97,7 @@ class StatusReads:
                 raise ValueError(f"not a status read route: {status.route.path}")
             self.prefixes[prefix] = status
         self.lean = AccessLog(RateLimitHeaders(self._answer))
-        self._bodies: dict[tuple[int, str | None], tuple[RequestState, str | None, bytes]] = {}
+        self._bodies: dict[tuple[int, str], tuple[RequestState, str | None, bytes]] = {}
 
     def matched(self, scope: Scope) -> StatusRoute | None:
         """The status route this call is for, or None (the router's business)."""
@@ -153,7 +153,7 @@ class StatusReads:
         (the catalog keeps the conversion of an unchanged row; a Complete, Failed or
         Expired state is the same as of any time before its expiry), and its link is
         the same within a second: such a read reuses the bytes rendered the first time."""
-        memo = (id(state), status.envelope)
+        memo = (id(state), status.surface.name)
         found = self._bodies.get(memo)
         if found is not None and found[0] is state and found[1] == url:
             return found[2]
