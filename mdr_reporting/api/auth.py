@@ -65,8 +65,9 @@ def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
             request.scope[ACCOUNT_KEY] = key.account_id  # for the call's log line
             return key
         # A SQLite catalog answers the lookup in microseconds without waiting: on the
-        # loop. Only what could wait goes to a thread: the once-a-minute last_used_at
-        # write, and a take while another take is running.
+        # loop, and so does the take, in one commit with the other takes of this turn of
+        # the loop. Only what could wait goes to a thread: the once-a-minute
+        # last_used_at write, and a take while another process or thread is taking.
         key = _live(catalog.find_key(secret.strip()))
         request.scope[ACCOUNT_KEY] = key.account_id  # for the call's log line
         if catalog.key_needs_touch(key):
