@@ -1,6 +1,7 @@
 """Status reads under load: 64 connections GET one request on one `mdr serve` while reports build.
 
     .venv/bin/python bench/status_load.py [--connections 64] [--seconds 30] [--records 1000000]
+        [--surface v1|v2] [--compare-with DIR] [--serve-flag FLAG ...] [--workdir DIR]
 
 Needs locust (``make bench``). Steps:
 
@@ -14,11 +15,16 @@ Needs locust (``make bench``). Steps:
 4. A feeder keeps a big report building the whole time: every account, 30 days
    (``--records`` rows), posted again as soon as the previous one completes.
 5. locust, headless: ``--connections`` users with no think time, each one connection,
-   GET ``/reporting/mdr_requests/{id}`` back to back for ``--seconds``.
+   GET ``/reporting/mdr_requests/{id}`` (``--surface v2``: the v2 legacy twin) back to
+   back for ``--seconds``.
 6. Prints requests/s, p50/p99 (locust's), errors, the API process's CPU per status read
    (utime+stime from /proc/<pid>/stat before and after), the CPU of the rest of the
    server's process tree (the report worker) and of locust, and how much of the run
    had a report building.
+
+``--compare-with DIR`` runs steps 2-6 first against another checkout's server (e.g.
+``git archive 298b426 | tar -x -C DIR``: the same venv, ``PYTHONPATH=DIR``), then
+against this one: before and after in one run, on the same data.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report_api import DAYS, START, V1, free_port, prepared, window
+
+V2 = "/v2/legacy/reporting/batch_detail_records/messaging"
 
 FIRST = datetime.combine(START, datetime.min.time(), UTC)  # the data's first day, at 00:00 UTC
 
@@ -73,17 +81,22 @@ def tree_cpu(pid: int) -> dict[int, float]:
 
 
 class Server:
-    def __init__(self, data: Path, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self, data: Path, extra_env: dict[str, str], root: Path | None, flags: list[str]
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MDR_")}
         env.update({"MDR_LOG_LEVEL": "warning", **GENEROUS, **extra_env})
+        if root is not None:  # another checkout's server (--compare-with)
+            env["PYTHONPATH"] = str(root)
         self.log = (data / "status-serve.log").open("w")
         self.process = subprocess.Popen(
-            [*MDR, "serve", "--port", str(self.port), "--data-dir", str(data)],
+            [*MDR, "serve", "--port", str(self.port), "--data-dir", str(data), *flags],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,
+            cwd=root,
         )
         deadline = time.monotonic() + 60
         while True:
@@ -162,6 +175,22 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/mdr-bench-status"))
     parser.add_argument("--no-build", action="store_true", help="no report builds meanwhile")
     parser.add_argument(
+        "--surface", choices=["v1", "v2"], default="v1", help="which status route is read"
+    )
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        default=None,
+        help="another checkout (git archive <commit> | tar -x -C DIR): measured first, "
+        "in the same run, with the same data, load and flags",
+    )
+    parser.add_argument(
+        "--serve-flag",
+        action="append",
+        default=[],
+        help="an extra flag of `mdr serve` for this checkout (repeatable)",
+    )
+    parser.add_argument(
         "--py-spy",
         type=Path,
         default=None,
@@ -176,9 +205,27 @@ def main() -> None:
         raise SystemExit("locust is not installed: make bench")
     args.workdir.mkdir(parents=True, exist_ok=True)
     data, key, _ingest_key = prepared(args.workdir, args.records)
-    extra = dict(item.split("=", 1) for item in args.env)
     print(f"cpus: {os.cpu_count()}, load average before: {os.getloadavg()}")
-    server = Server(data, extra)
+    runs: list[tuple[str, Path | None, list[str]]] = []
+    if args.compare_with is not None:
+        runs.append((f"compared checkout {args.compare_with}", args.compare_with.resolve(), []))
+    this = "this checkout" + "".join(f" {f}" for f in args.serve_flag)
+    runs.append((this, None, args.serve_flag))
+    for label, root, flags in runs:
+        print(f"--- {label}")
+        measure(args, locust, data, key, root, flags)
+
+
+def measure(
+    args: argparse.Namespace,
+    locust: str,
+    data: Path,
+    key: str,
+    root: Path | None,
+    flags: list[str],
+) -> None:
+    extra = dict(item.split("=", 1) for item in args.env)
+    server = Server(data, extra, root, flags)
     feeder = None
     try:
         with httpx.Client(
@@ -190,7 +237,7 @@ def main() -> None:
             small.raise_for_status()
             target = wait_done(client, small.json()["id"], 0.05)
             assert target["status"] == 2, target
-        path = f"{V1}/{target['id']}"
+        path = f"{V1 if args.surface == 'v1' else V2}/{target['id']}"
         if not args.no_build:
             feeder = Feeder(server.url, key)
             feeder.start()
@@ -219,6 +266,7 @@ def main() -> None:
         ]
         env = {**os.environ, "MDR_STATUS_KEY": key, "MDR_STATUS_PATH": path}
         before = tree_cpu(server.process.pid)
+        load_before = os.getloadavg()[0]
         started = time.perf_counter()
         run = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
         spy = None
@@ -261,17 +309,18 @@ def main() -> None:
     with (prefix.parent / f"{prefix.name}_stats.csv").open() as handle:
         row = next(r for r in csv.DictReader(handle) if r["Name"] == "GET status")
     count, failures = int(row["Request Count"]), int(row["Failure Count"])
-    api_cpu = after[server.process.pid] - before.get(server.process.pid, 0.0)
-    rest_cpu = sum(v - before.get(p, 0.0) for p, v in after.items() if p != server.process.pid)
-    print(f"load average after: {os.getloadavg()}")
+    api_pids = {server.process.pid} | server_api_pids(after, server.process.pid)
+    api_cpu = sum(after[p] - before.get(p, 0.0) for p in after if p in api_pids)
+    rest_cpu = sum(v - before.get(p, 0.0) for p, v in after.items() if p not in api_pids)
+    print(f"load average: {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     print(
-        f"GET status, {args.connections} connections, {args.seconds} s: {count:,} requests, "
-        f"{failures} errors, {float(row['Requests/s']):,.0f} req/s, "
+        f"GET status ({args.surface}), {args.connections} connections, {args.seconds} s: "
+        f"{count:,} requests, {failures} errors, {float(row['Requests/s']):,.0f} req/s, "
         f"p50 {row['50%']} ms, p95 {row['95%']} ms, p99 {row['99%']} ms, max "
         f"{float(row['Max Response Time']):.0f} ms"
     )
     print(
-        f"API process CPU: {api_cpu:.1f} s in {wall:.0f} s = "
+        f"API process{'es' if len(api_pids) > 1 else ''} CPU: {api_cpu:.1f} s in {wall:.0f} s = "
         f"{api_cpu * 1000 / max(count, 1):.3f} ms per status read "
         f"(includes the feeder's own polls and its report's POST)"
     )
@@ -285,6 +334,18 @@ def main() -> None:
         )
     if run.returncode not in (0, 1):
         raise SystemExit(f"locust exited {run.returncode}")
+
+
+def server_api_pids(after: dict[int, float], main: int) -> set[int]:
+    """The server's other API processes (``--api-processes``): children named so."""
+    out = set()
+    for pid in after:
+        if pid == main:
+            continue
+        with contextlib.suppress(OSError):
+            if "mdr-api" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                out.add(pid)
+    return out
 
 
 if __name__ == "__main__":

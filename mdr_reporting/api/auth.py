@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
-from mdr_reporting.api.ratelimit import LATER, record, spend, spend_now
+from mdr_reporting.api.ratelimit import LATER, record, spend, spend_soon
 from mdr_reporting.catalog import ApiKey, Catalog, KeyScope
 from mdr_reporting.catalog.ratelimits import Allowance
 from mdr_reporting.domain.errors import Forbidden, Unauthenticated
@@ -54,7 +54,7 @@ def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
             )
         services = request.app.state.services
         catalog: Catalog = services.catalog
-        method, path = request.method, request.url.path
+        method, path = request.method, request.scope["path"]  # what request.url.path starts with
         if not catalog.reads_never_wait:
             # One trip off the event loop: the key lookup and, for a key that may make
             # this call, the take from its rate-limit bucket.
@@ -65,14 +65,15 @@ def require_scope(scope: KeyScope) -> Callable[[Request], Awaitable[ApiKey]]:
             request.scope[ACCOUNT_KEY] = key.account_id  # for the call's log line
             return key
         # A SQLite catalog answers the lookup in microseconds without waiting: on the
-        # loop. Only what could wait goes to a thread: the once-a-minute last_used_at
-        # write, and a take while another take is running.
+        # loop, and so does the take, in one commit with the other takes of this turn of
+        # the loop. Only what could wait goes to a thread: the once-a-minute
+        # last_used_at write, and a take while another process or thread is taking.
         key = _live(catalog.find_key(secret.strip()))
         request.scope[ACCOUNT_KEY] = key.account_id  # for the call's log line
         if catalog.key_needs_touch(key):
             key = await run_in_threadpool(catalog.touch_key, key)
         _check_scope(key, scope)
-        taken = spend_now(services, method, path, key)
+        taken = await spend_soon(services, method, path, key)
         if taken is LATER:
             taken = await run_in_threadpool(spend, services, method, path, key)
         assert taken is None or isinstance(taken, Allowance)

@@ -126,12 +126,18 @@ class Surface:
         return [self.render(s, services.report_url(s)) for s in items], total
 
     async def get(self, request: Request, key: ApiKey, request_id: str) -> dict[str, Any]:
+        return self.render(*await self.read(request, key, request_id))
+
+    async def read(
+        self, request: Request, key: ApiKey, request_id: str
+    ) -> tuple[RequestState, str | None]:
+        """:meth:`get` before rendering: the state as of now and its ``report_url``."""
         services = request.app.state.services
         if services.catalog.reads_never_wait:  # microseconds, no lock: on the loop
             state = services.requests.get(key, request_id)
         else:
             state = await run_in_threadpool(services.requests.get, key, request_id)
-        return self.render(state, services.report_url(state))
+        return state, services.report_url(state)
 
     async def delete(self, request: Request, key: ApiKey, request_id: str) -> dict[str, Any]:
         services = request.app.state.services

@@ -21,7 +21,15 @@ from mdr_reporting.catalog.ratelimits import Allowance, RateLimiter
 from mdr_reporting.domain.errors import RateLimited
 from mdr_reporting.settings import Settings
 
-__all__ = ["LATER", "RateLimitHeaders", "charge", "record", "spend", "spend_now"]
+__all__ = [
+    "LATER",
+    "RateLimitHeaders",
+    "charge",
+    "record",
+    "spend",
+    "spend_now",
+    "spend_soon",
+]
 
 _STATE = "mdr_rate_limit"
 _WHAT = {"create": "report creates", "ingest": "ingest batches", "general": "API calls"}
@@ -67,6 +75,20 @@ def spend_now(services: Any, method: str, path: str, key: ApiKey) -> Allowance |
         return None  # this limit is off
     limiter: RateLimiter = services.rate_limiter
     allowance = limiter.take_now(f"{kind}:{key.id}", rate=rate, burst=burst)
+    return LATER if allowance is None else allowance
+
+
+async def spend_soon(
+    services: Any, method: str, path: str, key: ApiKey
+) -> Allowance | object | None:
+    """:func:`spend_now` on the event loop, in the group commit of this turn of the loop
+    (:meth:`RateLimiter.take_soon`)."""
+    kind = _bucket(method, path, key)
+    rate, burst = _limits(services.settings, kind)
+    if rate <= 0:
+        return None  # this limit is off
+    limiter: RateLimiter = services.rate_limiter
+    allowance = await limiter.take_soon(f"{kind}:{key.id}", rate=rate, burst=burst)
     return LATER if allowance is None else allowance
 
 

@@ -16,6 +16,7 @@ stays shared; losing it loses only how full the buckets were.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sqlite3
 import threading
@@ -85,6 +86,8 @@ class RateLimiter:
         self._queue_lock = threading.Lock()
         self._writer = threading.Lock()
         self._done: dict[int, Allowance | BaseException] = {}
+        # take_soon's takes of this turn, by event loop (each loop runs its own)
+        self._turns: dict[asyncio.AbstractEventLoop, list[tuple[_Take, asyncio.Future[Any]]]] = {}
 
     def take(self, bucket: str, *, rate: float, burst: int) -> Allowance:
         """Spend one token of ``bucket`` (``rate`` tokens a second, at most ``burst``)."""
@@ -119,6 +122,43 @@ class RateLimiter:
             return None if pairs is None else _allowance(job, *pairs[0])
         finally:
             self._writer.release()
+
+    async def take_soon(self, bucket: str, *, rate: float, burst: int) -> Allowance | None:
+        """:meth:`take_now` for a caller on an event loop, in a group commit: the takes of
+        every task that runs in this turn of the loop are run, in the order they were
+        asked for, each its own ``UPDATE ... RETURNING``, in one transaction once those
+        tasks have had their turn. None (take it in a thread) where take_now says None."""
+        if self._sqlite is None:
+            return None
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Allowance | None] = loop.create_future()
+        job = _Take(bucket, rate, burst, self.catalog.clock().timestamp())
+        turn = self._turns.get(loop)
+        if turn is None:  # the first of this turn: run them all after the others
+            turn = self._turns[loop] = []
+            loop.call_soon(self._run_turn, loop)
+        turn.append((job, answer))
+        return await answer
+
+    def _run_turn(self, loop: asyncio.AbstractEventLoop) -> None:
+        turn = self._turns.pop(loop)
+        pairs = None
+        if self._sqlite is not None and self._writer.acquire(blocking=False):
+            try:
+                with self._queue_lock:
+                    waiting = bool(self._queue)  # threads are waiting their turn: keep the order
+                if not waiting:
+                    pairs = self._sqlite.take([job for job, _ in turn], wait=False)
+            except Exception as exc:  # nothing of this batch was committed
+                for _, answer in turn:
+                    if not answer.done():
+                        answer.set_exception(exc)
+                return
+            finally:
+                self._writer.release()
+        for i, (job, answer) in enumerate(turn):
+            if not answer.done():  # (a cancelled caller)
+                answer.set_result(None if pairs is None else _allowance(job, *pairs[i]))
 
     def _run(self, batch: list[_Take]) -> list[Allowance | BaseException]:
         if self._sqlite is not None:

@@ -82,6 +82,7 @@ _MANAGES = (
 )
 _KEY_COLUMNS = _converters(api_keys)
 _REQUEST_COLUMNS = _converters(requests)
+_REQUEST_ACCOUNT = [name for name, _ in _REQUEST_COLUMNS].index("account_id")
 
 
 def _mapping(
@@ -134,20 +135,41 @@ class SqliteReads:
 
     def key_by_hash(self, digest: str) -> dict[str, Any] | None:
         """The ``api_keys`` row of this hash, as SQLAlchemy would return it."""
+        row = self.key_row(digest)
+        return None if row is None else self.key_mapping(row)
+
+    def key_row(self, digest: str) -> tuple[Any, ...] | None:
+        """:meth:`key_by_hash` as sqlite3 returns the row (hashable, not yet converted)."""
         with self._connection() as db:
-            row = db.execute(_KEY_BY_HASH, (digest,)).fetchone()
-        return None if row is None else _mapping(_KEY_COLUMNS, row)
+            row: tuple[Any, ...] | None = db.execute(_KEY_BY_HASH, (digest,)).fetchone()
+        return row
+
+    @staticmethod
+    def key_mapping(row: tuple[Any, ...]) -> dict[str, Any]:
+        """A row of :meth:`key_row` as SQLAlchemy would return it."""
+        return _mapping(_KEY_COLUMNS, row)
 
     def visible_request(self, request_id: str, viewer: str | None) -> dict[str, Any] | None:
         """The live ``requests`` row of this id if ``viewer`` (None: anyone) manages its
         account (its own account or one below it)."""
+        row = self.visible_request_row(request_id, viewer)
+        return None if row is None else self.request_mapping(row)
+
+    def visible_request_row(self, request_id: str, viewer: str | None) -> tuple[Any, ...] | None:
+        """:meth:`visible_request` as sqlite3 returns the row: a tuple of plain values
+        (hashable, equal for an unchanged row), not yet converted."""
         with self._connection() as db:
-            row = db.execute(_LIVE_REQUEST, (request_id,)).fetchone()
+            row: tuple[Any, ...] | None = db.execute(_LIVE_REQUEST, (request_id,)).fetchone()
             if row is None:
                 return None
-            found = _mapping(_REQUEST_COLUMNS, row)
-            if viewer is not None and found["account_id"] != viewer:
-                manages = db.execute(_MANAGES, (found["account_id"], viewer)).fetchone()
+            account = row[_REQUEST_ACCOUNT]
+            if viewer is not None and account != viewer:
+                manages = db.execute(_MANAGES, (account, viewer)).fetchone()
                 if manages is None:
                     return None
-        return found
+        return row
+
+    @staticmethod
+    def request_mapping(row: tuple[Any, ...]) -> dict[str, Any]:
+        """A row of :meth:`visible_request_row` as SQLAlchemy would return it."""
+        return _mapping(_REQUEST_COLUMNS, row)

@@ -129,6 +129,9 @@ def make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
+CONVERTED_ROWS = 1024  # request rows whose conversion a SQLite catalog keeps (see _states)
+
+
 class Catalog:
     """Accounts, keys and requests. Every method is one short transaction."""
 
@@ -152,6 +155,10 @@ class Catalog:
         self.fast_reads = SqliteReads(read_file) if read_file is not None else None
         if self.fast_reads is not None:
             self.on_close.append(self.fast_reads.close)
+        # Rows of requests read by id, as fetched, and the state each converts to: a
+        # client polling a request reads the same row again and again until it changes.
+        self._states: dict[tuple[Any, ...], RequestState] = {}
+        self._keys: dict[tuple[Any, ...], ApiKey] = {}  # the same for live keys
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (idempotent)."""
@@ -287,15 +294,27 @@ class Catalog:
             return None
         digest = hash_key(secret)
         row: Any
+        raw: tuple[Any, ...] | None = None
         if self.fast_reads is not None:
-            row = self.fast_reads.key_by_hash(digest)
+            raw = self.fast_reads.key_row(digest)  # read every time: a revocation counts at once
+            if raw is None:
+                return None
+            cached = self._keys.get(raw)
+            if cached is not None:  # this row, unchanged, was converted before
+                return cached
+            row = self.fast_reads.key_mapping(raw)
         else:
             with self.reader.connect() as db:
                 found = db.execute(api_keys.select().where(api_keys.c.key_hash == digest)).first()
             row = None if found is None else found._mapping
         if row is None or row["revoked"]:
             return None
-        return self._key(row)
+        key = self._key(row)
+        if raw is not None:
+            if len(self._keys) >= CONVERTED_ROWS:
+                self._keys.clear()
+            self._keys[raw] = key
+        return key
 
     def key_needs_touch(self, key: ApiKey) -> bool:
         """Whether :meth:`touch_key` would write (``last_used_at`` is older than a minute)."""
@@ -429,8 +448,16 @@ class Catalog:
         admin key does): its own requests and those of the accounts it manages. One
         lookup by primary key; the account tree is walked only for another account's row."""
         if self.fast_reads is not None:
-            fetched = self.fast_reads.visible_request(request_id, viewer)
-            return None if fetched is None else self._state(fetched)
+            row = self.fast_reads.visible_request_row(request_id, viewer)
+            if row is None:
+                return None
+            state = self._states.get(row)
+            if state is None:  # a row not seen as it is now: convert it (and remember)
+                state = self._state(self.fast_reads.request_mapping(row))
+                if len(self._states) >= CONVERTED_ROWS:
+                    self._states.clear()
+                self._states[row] = state
+            return state
         query = requests.select().where(
             requests.c.id == request_id, requests.c.deleted_at.is_(None)
         )

@@ -30,6 +30,7 @@ from mdr_reporting.domain.requests import RequestState
 __all__ = ["LinkRejected", "LinkSigner", "SignedLink", "file_tag"]
 
 _PURPOSE = b"mdr report download link v1"
+_MADE_LINKS = 1024  # links kept for reuse within their second (see LinkSigner.report_url)
 
 
 def _purpose_key(secret: str) -> bytes:
@@ -82,6 +83,10 @@ class LinkSigner:
         self.public_url = public_url.rstrip("/")
         self.ttl = ttl
         self.clock = clock
+        # The link last made for each (request, file, expiry): a request polled many
+        # times a second gets the same link within a second (its expiry is whole
+        # seconds), signed once.
+        self._made: dict[tuple[str, str, int], str] = {}
 
     @staticmethod
     def _signature(key: bytes, request_id: str, file: str, expires: int) -> str:
@@ -89,9 +94,14 @@ class LinkSigner:
         digest = hmac.new(key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
+    def _expires(self) -> int:
+        return math.ceil((self.clock() + self.ttl).timestamp())
+
     def sign(self, request_id: str, file_key: str) -> SignedLink:
         """A link valid for at least ``ttl`` from now (the expiry is rounded up)."""
-        expires = math.ceil((self.clock() + self.ttl).timestamp())
+        return self._sign(request_id, file_key, self._expires())
+
+    def _sign(self, request_id: str, file_key: str, expires: int) -> SignedLink:
         tag = file_tag(file_key)
         signature = self._signature(self._key, request_id, tag, expires)
         return SignedLink(request_id, tag, expires, f"{self.key_id}.{signature}")
@@ -104,7 +114,14 @@ class LinkSigner:
         """A fresh link for a Complete request (the ``Services.report_url`` hook)."""
         if state.status is not RequestStatus.COMPLETE or state.file_key is None:
             return None
-        return self.url(self.sign(state.id, state.file_key))
+        expires = self._expires()
+        made = self._made.get((state.id, state.file_key, expires))
+        if made is None:
+            made = self.url(self._sign(state.id, state.file_key, expires))
+            if len(self._made) >= _MADE_LINKS:
+                self._made.clear()
+            self._made[(state.id, state.file_key, expires)] = made
+        return made
 
     def verify(self, request_id: str, file: str, expires: str, signature: str) -> None:
         """Raise LinkRejected unless the link was signed for this request, file tag and

@@ -6,16 +6,23 @@ answer exactly what the SQLAlchemy path answers, on every backend.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import sqlite3
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from mdr_reporting.catalog import Catalog, KeyScope
 from mdr_reporting.catalog.ratelimits import RateLimiter, buckets_file
+from mdr_reporting.catalog.schema import requests
 from mdr_reporting.catalog.sqlite_reads import sqlite_file
 from mdr_reporting.domain.enums import RequestStatus
 from mdr_reporting.domain.requests import RequestState, parse_v1
+from mdr_reporting.files import LinkSigner
 from tests.conftest import FakeClock
 
 
@@ -174,3 +181,103 @@ def test_concurrent_takes_of_one_process_spend_each_token_once(catalog: Catalog)
         thread.join()
     assert len(granted) == 200
     assert granted.count(True) == 60
+
+
+def test_an_unchanged_request_row_is_converted_once(catalog: Catalog, clock: FakeClock) -> None:
+    """A SQLite catalog keeps the state an unchanged row converted to; any change of the
+    row (here its progress, then its deletion) is seen at the next read."""
+    catalog.create_account("A", account_id="a")
+    rid = "00000000-0000-0000-0000-0000000000bb"
+    catalog.create_request(_state(rid, "a", clock.now))
+    first = catalog.visible_request(rid, "a")
+    again = catalog.visible_request(rid, "a")
+    assert first is not None
+    assert again == first
+    if catalog.fast_reads is not None:
+        assert again is first  # not converted again
+    with catalog.transaction() as db:
+        db.execute(requests.update().where(requests.c.id == rid).values(progress=0.5))
+    changed = catalog.visible_request(rid, "a")
+    assert changed is not None
+    assert changed.progress == 0.5
+    assert catalog.visible_request(rid, "someone-else") is None
+    catalog.delete_request(rid)
+    assert catalog.visible_request(rid, "a") is None
+
+
+def test_a_link_is_signed_once_a_second(clock: FakeClock) -> None:
+    signer = LinkSigner("s" * 20, "http://mdr.test", timedelta(hours=3), clock)
+    state = dataclasses.replace(
+        _state("r-1", "a", clock.now), status=RequestStatus.COMPLETE, file_key="r-1/f.csv"
+    )
+    first = signer.report_url(state)
+    assert first is not None
+    assert signer.report_url(state) is first  # the same second: made once
+    other = signer.report_url(dataclasses.replace(state, file_key="r-1/g.csv"))
+    assert other is not None
+    assert other != first  # another file: another link
+    clock.advance(seconds=1)
+    later = signer.report_url(state)
+    assert later != first  # a fresh expiry
+    link = later.split("?", 1)[1].split("&")
+    fields = dict(part.split("=", 1) for part in link)
+    signer.verify("r-1", fields["file"], fields["expires"], fields["sig"].replace("%2E", "."))
+    assert int(fields["expires"]) == int((clock.now + timedelta(hours=3)).timestamp())
+
+
+def test_a_key_row_is_converted_once_and_revocation_counts_at_once(
+    catalog: Catalog, clock: FakeClock
+) -> None:
+    catalog.create_account("A", account_id="a")
+    new = catalog.create_key("a", KeyScope.REPORTS)
+    first = catalog.find_key(new.secret)
+    assert first is not None
+    if catalog.fast_reads is not None:
+        assert catalog.find_key(new.secret) is first  # the same row: not converted again
+    touched = catalog.touch_key(first)
+    assert catalog.find_key(new.secret) == touched  # the row changed: read as it is now
+    catalog.revoke_key(new.key.id)
+    assert catalog.find_key(new.secret) is None
+
+
+def test_takes_of_one_loop_turn_share_one_commit(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """take_soon: the takes asked for by the tasks of one turn of the event loop run in
+    one transaction, in order, each spending exactly as a take of its own would."""
+    limiter = RateLimiter(catalog)
+    if limiter._sqlite is None:
+        return  # only a SQLite file is taken from on the loop
+    batches: list[int] = []
+    take = type(limiter._sqlite).take
+
+    def counted(self: Any, batch: list[Any], **kwargs: Any) -> Any:
+        batches.append(len(batch))
+        return take(self, batch, **kwargs)
+
+    monkeypatch.setattr(type(limiter._sqlite), "take", counted)
+
+    async def five() -> list[Any]:
+        return await asyncio.gather(
+            *(limiter.take_soon("general:k", rate=1.0, burst=3) for _ in range(5))
+        )
+
+    answers = asyncio.run(five())
+    assert batches == [5]
+    assert [a.allowed for a in answers] == [True, True, True, False, False]
+    assert [a.remaining for a in answers] == [2, 1, 0, 0, 0]
+    alone = asyncio.run(five())  # the next turn: a bucket still empty (the clock stands)
+    assert batches == [5, 5]
+    assert not any(a.allowed for a in alone)
+
+
+def test_a_loop_turn_defers_to_takes_waiting_in_threads(catalog: Catalog) -> None:
+    limiter = RateLimiter(catalog)
+    if limiter._sqlite is None:
+        return
+    with limiter._writer:  # a thread's batch is running: the loop's takes go to a thread
+
+        async def one() -> Any:
+            return await limiter.take_soon("general:k", rate=1.0, burst=3)
+
+        assert asyncio.run(one()) is None
