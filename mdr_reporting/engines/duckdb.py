@@ -9,6 +9,7 @@ bounded by DuckDB's ``memory_limit`` and the size of a day, not by the report.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -60,6 +61,7 @@ _COPY_OPTIONS = {
     "jsonl.gz": "FORMAT json, COMPRESSION gzip",
     "parquet": "FORMAT parquet, COMPRESSION uncompressed",
 }
+_WHOLE_CSV = "FORMAT csv, HEADER true, NEW_LINE '\\r\\n', COMMENT ''"
 _SHAPES: dict[str, Shape] = {
     "csv": "text",
     "csv.gz": "text",
@@ -252,6 +254,7 @@ class _Group:
     days: tuple[date, ...]
     facts: DayFacts | None  # merged, when known before the days are fetched (a local lake)
     streamed: bool  # laid out, one file a day, one account: a scan in report order
+    whole: bool = False  # the report's only group, written with its header (plain CSV)
 
 
 def _merged(facts: list[DayFacts]) -> DayFacts:
@@ -375,12 +378,18 @@ class _Days:
         finished = 0
         pending: deque[tuple[_Group, Future[tuple[int, Path]]]] = deque()
         groups = self.plan(snapshot, days)
+        if len(groups) == 1 and self.query.format == "csv" and output.adopts:
+            # DuckDB writes the header and rows into the file that becomes the report.
+            groups = [dataclasses.replace(groups[0], whole=True)]
 
         def collect() -> None:
             nonlocal rows, finished
             group, future = pending.popleft()
             count, part = future.result()
-            output.append(part)
+            if group.whole:
+                output.adopt(part)
+            else:
+                output.append(part)
             rows += count
             finished += len(group.days)
             if progress is not None:
@@ -453,7 +462,8 @@ class _Days:
         stmt = day_statement(
             self.query, files, spans, self.shape, folded=folded, unique=unique, ordered=ordered
         )
-        sql = f"COPY ({stmt.sql}) TO '{target}' ({self.options})"
+        options = _WHOLE_CSV if group.whole else self.options
+        sql = f"COPY ({stmt.sql}) TO '{target}' ({options})"
         need = day_memory(facts, unique=unique, ordered=ordered)
         try:
             with self.memory.hold(need):

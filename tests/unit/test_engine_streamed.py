@@ -160,3 +160,17 @@ def test_the_long_lived_database_serves_every_build_of_the_engine(tmp_path: Path
     assert _build(engine, snapshot, request, ("acc-3",), tmp_path / "c.csv") == first
     assert engine.streaming_database() is not database
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".build-")]
+
+
+def test_a_local_footer_is_read_once_and_again_when_its_file_changes(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mdr_reporting.engines.lakefiles import footer
+
+    path = tmp_path / "f.parquet"
+    pq.write_table(pa.table({"a": [1, 2, 3]}), path)
+    first = footer(str(path))
+    assert footer(str(path)) is first  # cached
+    pq.write_table(pa.table({"a": [1, 2, 3, 4]}), path)
+    assert footer(str(path)).num_rows == 4
