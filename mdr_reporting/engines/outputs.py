@@ -60,7 +60,9 @@ class Assembler(abc.ABC):
 
     @abc.abstractmethod
     def finish(self) -> None:
-        """Complete and close the file (durably)."""
+        """Complete and close the file.  It is a build's local file: the file store makes
+        it durable when it takes it (the local store fsyncs it at ``put``, S3 uploads it),
+        so it is not synced here as well."""
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -104,8 +106,6 @@ class _Concatenation(Assembler):
     def finish(self) -> None:
         if self.output.tell() == 0:
             self.output.write(self.empty)
-        self.output.flush()
-        os.fsync(self.output.fileno())
         self.output.close()
 
     def close(self) -> None:
