@@ -3,7 +3,10 @@
 Each day runs one statement (latest version per id, then the criteria, then
 the order) and DuckDB's own COPY writes the result, formatted for the report,
 to a part file (CSV or JSON, gzip-compressed when asked; or Parquet).  A few
-days run at once; parts are appended in day order (``outputs``).  Memory is
+days run at once; parts are appended in day order (``outputs``).  Consecutive
+days that need neither the latest-version pass nor a sort (one laid-out file,
+one account) run as one statement of a CSV report; a report of one statement
+is written, header and all, straight into its file.  Memory is
 bounded by DuckDB's ``memory_limit`` and the size of a day, not by the report.
 """
 
