@@ -2,11 +2,14 @@
 
 A file is a local path or, on an S3 lake, an ``s3://`` URL read through the snapshot's
 ``open`` (ranged GETs of the footer only, :class:`mdr_reporting.objectstore.S3Reader`).
-Object keys are never reused, so footers of URLs are cached per process.
+Object keys are never reused, so footers of URLs are cached per process; so are footers
+of local files, under the file's inode, size and modification time (the lake never writes
+a file twice; a path written again is read again).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -36,27 +39,35 @@ __all__ = [
 Opener = Callable[[str], IOBase]
 """Opens a lake file that is not a local path (an ``s3://`` URL) for ranged reads."""
 
-_FOOTERS: OrderedDict[str, pq.FileMetaData] = OrderedDict()
+_FOOTERS: OrderedDict[str | tuple[str, int, int, int, int], pq.FileMetaData] = OrderedDict()
 _FOOTERS_LOCK = threading.Lock()
 FOOTER_CACHE_ENTRIES = 4096
 
 
 def footer(path: str, opener: Opener | None = None) -> pq.FileMetaData:
     """The Parquet footer of a local ``path``, or of an object URL through ``opener``
-    (cached: an object's key names one content forever)."""
+    (cached: an object's key names one content forever; a local file's by its inode,
+    size and modification time)."""
+    key: str | tuple[str, int, int, int, int] = path
     if "://" not in path:
-        return pq.read_metadata(path)
+        # A local path may be written again (tests, a lake folder made anew): the key is
+        # the file as it stands (inode, size, modification time), checked on every read.
+        stat = os.stat(path)
+        key = (path, stat.st_ino, stat.st_dev, stat.st_size, stat.st_mtime_ns)
     with _FOOTERS_LOCK:
-        found = _FOOTERS.get(path)
+        found = _FOOTERS.get(key)
         if found is not None:
-            _FOOTERS.move_to_end(path)
+            _FOOTERS.move_to_end(key)
             return found
-    if opener is None:
+    if "://" not in path:
+        meta = pq.read_metadata(path)
+    elif opener is None:
         raise ValueError(f"no way to open {path!r}: the snapshot of an object lake gives one")
-    with opener(path) as handle:
-        meta = pq.read_metadata(handle)
+    else:
+        with opener(path) as handle:
+            meta = pq.read_metadata(handle)
     with _FOOTERS_LOCK:
-        _FOOTERS[path] = meta
+        _FOOTERS[key] = meta
         while len(_FOOTERS) > FOOTER_CACHE_ENTRIES:
             _FOOTERS.popitem(last=False)
     return meta

@@ -51,9 +51,18 @@ class Assembler(abc.ABC):
     def append(self, part: Path) -> None:
         """Add one day's part after the previous ones, then delete it."""
 
+    adopts = False
+    """Whether :meth:`adopt` can take a part that is the whole report."""
+
+    def adopt(self, part: Path) -> None:
+        """Take ``part``, written with the header, as the whole report (nothing appended)."""
+        raise NotImplementedError
+
     @abc.abstractmethod
     def finish(self) -> None:
-        """Complete and close the file (durably)."""
+        """Complete and close the file.  It is a build's local file: the file store makes
+        it durable when it takes it (the local store fsyncs it at ``put``, S3 uploads it),
+        so it is not synced here as well."""
 
     @abc.abstractmethod
     def close(self) -> None:
@@ -63,11 +72,29 @@ class Assembler(abc.ABC):
 class _Concatenation(Assembler):
     """CSV, csv.gz and jsonl.gz: a header (for CSV) then the parts' bytes."""
 
-    def __init__(self, path: Path, columns: tuple[str, ...], header: bytes, empty: bytes) -> None:
+    def __init__(
+        self,
+        path: Path,
+        columns: tuple[str, ...],
+        header: bytes,
+        empty: bytes,
+        *,
+        adopts: bool = False,
+    ) -> None:
         super().__init__(path, columns)
         self.output = path.open("wb")
         self.output.write(header)
+        self.header = header
         self.empty = empty
+        # Plain CSV: a part that DuckDB wrote with its header is the report as it stands.
+        self.adopts = adopts
+
+    def adopt(self, part: Path) -> None:
+        if not self.adopts or self.output.tell() != len(self.header):
+            raise ValueError("only a plain CSV report with nothing appended adopts a part")
+        self.output.close()
+        os.replace(part, self.path)
+        self.output = self.path.open("ab")
 
     def append(self, part: Path) -> None:
         with part.open("rb") as source:
@@ -79,8 +106,6 @@ class _Concatenation(Assembler):
     def finish(self) -> None:
         if self.output.tell() == 0:
             self.output.write(self.empty)
-        self.output.flush()
-        os.fsync(self.output.fileno())
         self.output.close()
 
     def close(self) -> None:
@@ -138,7 +163,7 @@ class _ParquetMerge(Assembler):
 def assembler_for(fmt: str, path: Path, columns: tuple[str, ...]) -> Assembler:
     header = ",".join(columns).encode() + CSV_LINE_END
     if fmt == "csv":
-        return _Concatenation(path, columns, header, b"")
+        return _Concatenation(path, columns, header, b"", adopts=True)
     if fmt == "csv.gz":
         return _Concatenation(path, columns, gzip.compress(header, mtime=0), b"")
     if fmt == "jsonl.gz":

@@ -93,7 +93,7 @@ class LakeReportBuilder:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-FINGERPRINT_VERSION = 1  # raised when a release changes the bytes built from the same input
+FINGERPRINT_VERSION = 2  # raised when a release changes the bytes built from the same input
 
 
 def report_fingerprint(query: ReportQuery, snapshot: Snapshot) -> str:
