@@ -298,6 +298,7 @@ class _Days:
         self.cursors: list[duckdb.DuckDBPyConnection] = []
         self.lock = threading.Lock()
         self.own: duckdb.DuckDBPyConnection | None = None  # opened when a day needs it
+        self.groups = 0  # statements the build runs (set by run)
         # Days share the memory limit: each holds its estimate (from its files' footers)
         # while it runs, so as many run at once as fit; one that still runs out of memory
         # is built again alone (holding all of it), and later days go on as before.
@@ -323,6 +324,11 @@ class _Days:
                 }
                 if self.engine.threads:
                     config["threads"] = self.engine.threads
+                elif self.groups >= self.parallel:
+                    # Enough days to keep every core busy at once: each statement on one
+                    # thread.  A sort on two threads took ~30% more CPU and twice the
+                    # memory (per-thread runs merged), so big sorted days spilled.
+                    config["threads"] = 1
                 self.own = _connect(config)
             return self.own
 
@@ -385,6 +391,7 @@ class _Days:
         finished = 0
         pending: deque[tuple[_Group, Future[tuple[int, Path]]]] = deque()
         groups = self.plan(snapshot, days)
+        self.groups = len(groups)
         if len(groups) == 1 and self.query.format == "csv" and output.adopts:
             # DuckDB writes the header and rows into the file that becomes the report.
             groups = [dataclasses.replace(groups[0], whole=True)]

@@ -190,3 +190,38 @@ def test_a_report_whose_other_accounts_hold_no_records_is_not_sorted(
     seen.clear()
     DuckDBEngine().build(compile_query(request, ["acc-2", "acc-3"]), snapshot, tmp_path / "r")
     assert seen and not any(seen)
+
+
+def test_a_build_of_several_sorted_days_runs_each_statement_on_one_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Days run side by side on the cores; a sort on several threads costs more CPU and
+    memory.  A one-day report keeps every thread for its one statement."""
+    configs: list[dict[str, Any]] = []
+    connect = engine_module._connect
+
+    def spy(config: dict[str, Any]) -> Any:
+        configs.append(config)
+        return connect(config)
+
+    monkeypatch.setattr(engine_module, "_connect", spy)
+    anchor = datetime(2024, 5, 1, tzinfo=UTC)
+    files = layout(random.Random(5), records(random.Random(5), anchor, 300), most_files=1)
+    snapshot = write_lake(tmp_path / "lake", files, laid_out=1.0)
+
+    def built(days: int) -> dict[str, Any]:
+        configs.clear()
+        request = ReportRequest(
+            start_time=anchor - timedelta(days=days // 2),
+            end_time=anchor - timedelta(days=days // 2) + timedelta(days=days),
+            timezone="UTC",
+            directions=tuple(Direction),
+            record_types=tuple(RecordType),
+        )
+        query = compile_query(request, ["acc-1", "acc-2"])  # two accounts: days sort
+        DuckDBEngine().build(query, snapshot, tmp_path / "r.csv")
+        (own,) = [c for c in configs if c.get("temp_directory")]
+        return own
+
+    assert built(4)["threads"] == 1
+    assert "threads" not in built(1)
