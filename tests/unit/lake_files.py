@@ -16,8 +16,10 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from mdr_reporting.domain.records import RECORD_SCHEMA, with_folded_numbers
+from mdr_reporting.engines import duckdb as engine_module
 from mdr_reporting.lake.base import Snapshot
 from mdr_reporting.lake.build import LAYOUT_KEY, LAYOUT_VALUE
 
@@ -269,3 +271,17 @@ def write_lake(
             paths.append(str(path))
         snapshot[day] = tuple(paths)
     return Snapshot(version=1, files=snapshot)
+
+
+def day_statement_flags(monkeypatch: pytest.MonkeyPatch, flag: str) -> list[bool]:
+    """The ``flag`` keyword (``unique`` or ``ordered``) of every day statement the DuckDB
+    engine makes from now on, in order."""
+    seen: list[bool] = []
+    statement = engine_module.day_statement
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs[flag])
+        return statement(*args, **kwargs)
+
+    monkeypatch.setattr(engine_module, "day_statement", spy)
+    return seen

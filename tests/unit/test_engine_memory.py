@@ -21,7 +21,7 @@ from mdr_reporting.domain.requests import ReportRequest
 from mdr_reporting.engines import duckdb as engine_module
 from mdr_reporting.engines.duckdb import DuckDBEngine, day_memory, memory_bytes
 from mdr_reporting.engines.lakefiles import DayFacts, day_facts
-from tests.unit.lake_files import layout, records, write_lake
+from tests.unit.lake_files import day_statement_flags, layout, records, write_lake
 
 ANCHOR = datetime(2024, 3, 10, 7, 0, tzinfo=UTC)
 
@@ -167,14 +167,7 @@ def test_a_report_whose_other_accounts_hold_no_records_is_not_sorted(
 ) -> None:
     """A parent's own account beside the one it manages: each laid-out one-file day is read
     in file order (no ORDER BY), as for one account."""
-    seen: list[bool] = []
-    statement = engine_module.day_statement
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs["ordered"])
-        return statement(*args, **kwargs)
-
-    monkeypatch.setattr(engine_module, "day_statement", spy)
+    seen = day_statement_flags(monkeypatch, "ordered")
     anchor = datetime(2024, 5, 1, tzinfo=UTC)
     files = layout(random.Random(3), records(random.Random(3), anchor, 300), most_files=1)
     snapshot = write_lake(tmp_path / "lake", files, laid_out=1.0)

@@ -9,7 +9,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from tempfile import TemporaryDirectory
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
@@ -19,12 +19,12 @@ from mdr_reporting.domain.enums import Direction, RecordType
 from mdr_reporting.domain.filters import Filter
 from mdr_reporting.domain.query import compile_query
 from mdr_reporting.domain.requests import ReportRequest
-from mdr_reporting.engines import duckdb as engine_module
 from mdr_reporting.engines.duckdb import DuckDBEngine
 from tests.unit.lake_files import (
     NUMBERS,
     TAGS,
     Record,
+    day_statement_flags,
     layout,
     records,
     transition_anchors,
@@ -264,14 +264,7 @@ def test_days_of_several_files_skip_the_latest_version_pass_when_no_id_repeats(
     """A day of several files (appends not yet merged) whose ids occur once is read without
     the latest-version pass (one probe of its ids tells), in the reference's bytes; with
     repeated ids the pass runs."""
-    seen: list[bool] = []
-    statement = engine_module.day_statement
-
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        seen.append(kwargs["unique"])
-        return statement(*args, **kwargs)
-
-    monkeypatch.setattr(engine_module, "day_statement", spy)
+    seen = day_statement_flags(monkeypatch, "unique")
     rng = random.Random(11)
     anchor = datetime(2024, 11, 3, 6, 0, tzinfo=UTC)  # a day that ends DST in Chicago
     messages = [v[:versions] for v in records(rng, anchor, 400)]
