@@ -33,7 +33,7 @@ from sqlalchemy.schema import CreateTable
 
 from mdr_reporting.catalog.schema import rate_buckets
 from mdr_reporting.catalog.sqlite_reads import sqlite_file
-from mdr_reporting.catalog.store import Catalog, make_engine
+from mdr_reporting.catalog.store import Catalog, make_engine, use_wal
 from mdr_reporting.owner_only import private_file
 
 __all__ = ["Allowance", "RateLimiter", "buckets_file"]
@@ -270,7 +270,7 @@ class _SqliteBuckets:
                 self.path, timeout=30, isolation_level=None, check_same_thread=False
             )
             connection.execute("PRAGMA busy_timeout=30000")
-            connection.execute("PRAGMA journal_mode=WAL")
+            use_wal(connection)
             # A bucket need not survive a power cut: WAL commits without an fsync (still
             # atomic, still shared by every process).
             connection.execute("PRAGMA synchronous=NORMAL")

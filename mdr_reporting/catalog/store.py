@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import json
 import secrets
+import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -87,6 +89,29 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def use_wal(connection: Any, *, timeout: float = 30.0) -> None:
+    """Put a SQLite file in WAL mode (a setting kept in the file), waiting for other
+    connections that open the same file at the same moment.
+
+    Switching a file to WAL needs its exclusive lock, and SQLite answers "database is
+    locked" at once, without its busy handler, when another connection holds a lock
+    then (two processes or threads opening a new file together): retry until ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            cursor = connection.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         # As many pooled connections as the API's thread pool has threads (anyio's 40): a
@@ -105,10 +130,12 @@ def make_engine(url: str) -> Engine:
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+            use_wal(dbapi_connection)
+            cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
         @sa.event.listens_for(engine, "begin")

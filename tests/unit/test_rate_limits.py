@@ -6,13 +6,16 @@ one limit across both, and concurrent takes never spend more tokens than there a
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from mdr_reporting.catalog import Catalog
 from mdr_reporting.catalog.ratelimits import RateLimiter
+from mdr_reporting.catalog.store import use_wal
 from tests.conftest import FakeClock
 
 
@@ -95,3 +98,45 @@ def test_concurrent_takes_from_two_catalogs_grant_exactly_the_burst(
         thread.join()
     assert granted.count(True) == 25
     assert granted.count(False) == 35
+
+
+def test_connections_opening_a_new_file_together_all_open_it(tmp_path: Path) -> None:
+    """Switching a new file to WAL needs its exclusive lock, and SQLite answers "database
+    is locked" at once, without its busy handler, to a connection that meets another one
+    doing the same (plain PRAGMAs failed about one try in seven here; seen in CI when
+    several threads opened a new buckets file together)."""
+    errors: list[Exception] = []
+    for trial in range(50):
+        path = tmp_path / f"new-{trial}.db"
+        barrier = threading.Barrier(6)
+
+        def open_it(path: Path = path, barrier: threading.Barrier = barrier) -> None:
+            connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+            barrier.wait()
+            try:
+                use_wal(connection)
+                connection.execute("CREATE TABLE IF NOT EXISTS t (x)")
+            except Exception as exc:
+                errors.append(exc)
+            connection.close()
+
+        threads = [threading.Thread(target=open_it) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        check = sqlite3.connect(path)
+        assert check.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        check.close()
+
+
+def test_a_lock_held_past_the_timeout_still_fails_with_sqlites_error(tmp_path: Path) -> None:
+    path = tmp_path / "held.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        use_wal(sqlite3.connect(path, timeout=0.1), timeout=0.2)
+    holder.execute("ROLLBACK")
+    holder.close()
