@@ -147,6 +147,28 @@ def test_an_in_list_never_reorders_a_scan_written_without_order_by(tmp_path: Pat
         assert got == expected
 
 
+def test_a_sorted_day_keeps_its_order_through_the_formatting_over_it(tmp_path: Path) -> None:
+    """A day of several accounts is sorted on its stored values, in a subquery, and
+    formatted after the sort (duckdb_sql.day_statement): over more rows than one DuckDB
+    vector, on two threads, with the criteria inside the sort, the bytes stay the
+    reference's, build after build."""
+    rng = random.Random(21)
+    messages = records(rng, FALL, 5000)
+    files = layout(rng, messages, most_files=2)
+    snapshot = write_lake(tmp_path / "lake", files, laid_out=1.0)
+    accounts = ("acc-1", "acc-2", "acc-3")
+    engine = DuckDBEngine(threads=2)
+    for request in (
+        _request(FALL, 1),
+        _request(FALL, 1, record_types=(RecordType.COMPLETE, RecordType.ERRORS)),
+    ):
+        expected = reference_csv(request, accounts, files)
+        assert expected.count(b"\r\n") > (2048 if request.record_types == tuple(RecordType) else 0)
+        for attempt in range(4):
+            got = _build(engine, snapshot, request, accounts, tmp_path / f"r{attempt}.csv")
+            assert got == expected
+
+
 def test_the_long_lived_database_serves_every_build_of_the_engine(tmp_path: Path) -> None:
     rng = random.Random(4)
     files = layout(rng, _messages(rng, FALL, 2, 50), most_files=1)
