@@ -99,6 +99,8 @@ def split_days(batch: pa.Table) -> tuple[pa.Table, np.ndarray, list[tuple[date, 
     batch = with_folded_numbers(batch)  # LAKE_SCHEMA: the records and their folded numbers
     origin = layout(batch)  # one gather: drops superseded rows and sorts
     batch, days = batch.take(pa.array(origin)), _day_numbers(batch)[origin]
+    if len(days) == 0:  # a file of blank lines: no rows, no days (nothing to store)
+        return batch, origin, []
     bounds = np.flatnonzero(np.diff(days)) + 1
     starts = np.concatenate([[0], bounds]).astype(int)
     ends = np.concatenate([bounds, [len(days)]]).astype(int)
