@@ -334,3 +334,32 @@ def test_usage_charts_have_the_api_figures(page: Page, demo: Demo) -> None:
     assert (table_sent, table_received) == (sent, received)
     assert sent + received > 0
     assert watch.problems == []
+
+
+def test_a_zone_chosen_before_the_page_script_runs_is_kept(browser: Browser, demo: Demo) -> None:
+    """The create page preselects the browser's zone, but never over the user's choice: on a
+    slow page the select is usable before the module runs (a loaded CI machine showed it)."""
+    context = browser.new_context(timezone_id="America/New_York")
+    page = context.new_page()
+    slow: list[bool] = [False]
+
+    def late_module(route: Any) -> None:
+        body = route.fetch().text() + '\ndocument.body.dataset.createReady = "yes";\n'
+        if slow[0]:  # a module may await before its body runs: as if it arrived late
+            body = "await new Promise((done) => setTimeout(done, 1500));\n" + body
+        route.fulfill(body=body, content_type="text/javascript")
+
+    page.route("**/console/static/js/create.js", late_module)
+    try:
+        sign_in(page, demo)
+        page.goto(f"{demo.url}/console/reports/new")
+        expect(page.locator("body")).to_have_attribute("data-create-ready", "yes")
+        expect(page.get_by_label("Time zone")).to_have_value("America/New_York")
+
+        slow[0] = True
+        page.goto(f"{demo.url}/console/reports/new")
+        page.get_by_label("Time zone").select_option("America/Chicago")
+        expect(page.locator("body")).to_have_attribute("data-create-ready", "yes")
+        expect(page.get_by_label("Time zone")).to_have_value("America/Chicago")
+    finally:
+        context.close()

@@ -153,8 +153,13 @@ function nowIn(zoneName, daysBack) {
 }
 
 if (initPage()) {
+  // The browser's zone preselected, unless the user already chose one (on a slow page the
+  // select can be used before this module runs: their choice stays).
   const browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  if (browserZone && [...zone.options].some((o) => o.value === browserZone)) zone.value = browserZone;
+  const untouched = [...zone.options].every((o) => o.selected === o.defaultSelected);
+  if (untouched && browserZone && [...zone.options].some((o) => o.value === browserZone)) {
+    zone.value = browserZone;
+  }
   document.getElementById("add-filter").addEventListener("click", addRow);
   list.addEventListener("change", () => refreshFilters());
   list.addEventListener("input", () => refreshFilters());
