@@ -61,6 +61,7 @@ def main() -> None:
             env={**env, "MDR_LOG_LEVEL": "info", "MDR_CREATE_RATE_LIMIT_RPS": "0"},
         )
         try:
+            ra.wait_healthy(url, server)
             run(data, url, key, rounds, server.pid)
         finally:
             server.terminate()
@@ -68,12 +69,6 @@ def main() -> None:
 
 
 def run(data: Path, url: str, key: str, rounds: int, pid: int) -> None:
-    while True:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
     first = datetime.combine(ra.START, datetime.min.time(), UTC)
     big = {
         **ra.window(first, timedelta(days=ra.DAYS)),

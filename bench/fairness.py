@@ -33,6 +33,9 @@ from typing import Any
 import httpx
 import pyarrow.parquet as pq
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report_api import wait_healthy
+
 from mdr_reporting.catalog import Catalog, KeyScope
 from mdr_reporting.generator import account_ids, generate
 
@@ -83,15 +86,7 @@ class Server:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise SystemExit("the server did not start")
+        wait_healthy(self.url, self.process)
 
     def stop(self) -> None:
         self.process.terminate()

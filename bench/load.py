@@ -37,6 +37,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report_api import wait_healthy
+
 from mdr_reporting.catalog import Catalog, KeyScope
 from mdr_reporting.settings import SETTINGS
 
@@ -119,15 +122,7 @@ class Server:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise SystemExit(f"the server did not start; see {data / 'serve.log'}")
+        wait_healthy(self.url, self.process, data / "serve.log")
         self.ps = psutil.Process(self.process.pid)
         self.peak_rss = 0
         self._stop = threading.Event()

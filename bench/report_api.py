@@ -108,6 +108,22 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def wait_healthy(
+    url: str, process: subprocess.Popen[Any], log: Path | None = None, seconds: float = 60
+) -> None:
+    """Until ``url``/health answers 200; SystemExit (naming the server's ``log``) when the
+    server exits or takes too long."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise SystemExit("the server did not start" + (f"; see {log}" if log else ""))
+
+
 class Server:
     def __init__(self, data: Path) -> None:
         self.port = free_port()
@@ -120,15 +136,7 @@ class Server:
             stderr=subprocess.STDOUT,
             env={**env, "MDR_LOG_LEVEL": "warning", "MDR_CREATE_RATE_LIMIT_RPS": "0"},
         )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise SystemExit("the server did not start")
+        wait_healthy(self.url, self.process)
 
     def peak_rss_mib(self) -> float:
         """The largest VmHWM of the server's processes (the API and its report worker)."""

@@ -46,7 +46,7 @@ import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report_api import DAYS, START, V1, free_port, prepared, window
+from report_api import DAYS, START, V1, free_port, prepared, wait_healthy, window
 
 V2 = "/v2/legacy/reporting/batch_detail_records/messaging"
 
@@ -98,15 +98,7 @@ class Server:
             env=env,
             cwd=root,
         )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise SystemExit(f"the server did not start; see {data / 'status-serve.log'}")
+        wait_healthy(self.url, self.process, data / "status-serve.log")
 
     def stop(self) -> None:
         self.process.terminate()

@@ -18,7 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from mdr_reporting.domain.enums import Direction, RecordType
 from mdr_reporting.domain.records import RECORD_SCHEMA, with_folded_numbers
+from mdr_reporting.domain.requests import ReportRequest
 from mdr_reporting.engines import duckdb as engine_module
 from mdr_reporting.lake.base import Snapshot
 from mdr_reporting.lake.build import LAYOUT_KEY, LAYOUT_VALUE
@@ -285,3 +287,19 @@ def day_statement_flags(monkeypatch: pytest.MonkeyPatch, flag: str) -> list[bool
 
     monkeypatch.setattr(engine_module, "day_statement", spy)
     return seen
+
+
+def around(
+    anchor: datetime, before_days: int, after_days: int, timezone: str = "UTC", **changes: Any
+) -> ReportRequest:
+    """A request of every direction and record type, from ``before_days`` before ``anchor``
+    to ``after_days`` after it (``changes`` set other fields)."""
+    values: dict[str, Any] = {
+        "start_time": anchor - timedelta(days=before_days),
+        "end_time": anchor + timedelta(days=after_days),
+        "timezone": timezone,
+        "directions": tuple(Direction),
+        "record_types": tuple(RecordType),
+        **changes,
+    }
+    return ReportRequest(**values)

@@ -15,13 +15,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mdr_reporting.domain.enums import Direction, RecordType
 from mdr_reporting.domain.query import compile_query
-from mdr_reporting.domain.requests import ReportRequest
 from mdr_reporting.engines import duckdb as engine_module
 from mdr_reporting.engines.duckdb import DuckDBEngine, day_memory, memory_bytes
 from mdr_reporting.engines.lakefiles import DayFacts, day_facts
-from tests.unit.lake_files import day_statement_flags, layout, records, write_lake
+from tests.unit.lake_files import around, day_statement_flags, layout, records, write_lake
 
 ANCHOR = datetime(2024, 3, 10, 7, 0, tzinfo=UTC)
 
@@ -31,14 +29,7 @@ def test_out_of_memory_day_is_rebuilt_alone_and_the_file_is_exact(
 ) -> None:
     rng = random.Random(5)
     snapshot = write_lake(tmp_path / "lake", layout(rng, records(rng, ANCHOR, 400)))
-    request = ReportRequest(
-        start_time=ANCHOR - timedelta(days=3),
-        end_time=ANCHOR + timedelta(days=3),
-        timezone="America/Chicago",
-        directions=tuple(Direction),
-        record_types=tuple(RecordType),
-        include_message_body=True,
-    )
+    request = around(ANCHOR, 3, 3, "America/Chicago", include_message_body=True)
     query = compile_query(request, ["acc-1", "acc-2"])
     engine = DuckDBEngine(parallel_days=2)
     expected = engine.build(query, snapshot, tmp_path / "expected.csv")
@@ -75,13 +66,7 @@ def _overlap(engine: DuckDBEngine, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
         for versions in records(rng, ANCHOR + timedelta(days=offset), 150)
     ]
     snapshot = write_lake(tmp_path / "lake", layout(rng, messages), laid_out=1.0)
-    request = ReportRequest(
-        start_time=ANCHOR - timedelta(days=3),
-        end_time=ANCHOR + timedelta(days=9),
-        timezone="UTC",
-        directions=tuple(Direction),
-        record_types=tuple(RecordType),
-    )
+    request = around(ANCHOR, 3, 9)
     query = compile_query(request, ["acc-1", "acc-2"])  # two accounts: every day sorts
     real_copy = engine_module._Days._copy
     running = [0]
@@ -171,13 +156,7 @@ def test_a_report_whose_other_accounts_hold_no_records_is_not_sorted(
     anchor = datetime(2024, 5, 1, tzinfo=UTC)
     files = layout(random.Random(3), records(random.Random(3), anchor, 300), most_files=1)
     snapshot = write_lake(tmp_path / "lake", files, laid_out=1.0)
-    request = ReportRequest(
-        start_time=anchor - timedelta(days=2),
-        end_time=anchor + timedelta(days=3),
-        timezone="UTC",
-        directions=tuple(Direction),
-        record_types=tuple(RecordType),
-    )
+    request = around(anchor, 2, 3)
     DuckDBEngine().build(compile_query(request, ["acc-2", "parent"]), snapshot, tmp_path / "r")
     assert seen and all(seen)
     seen.clear()
@@ -204,13 +183,7 @@ def test_a_build_of_several_sorted_days_runs_each_statement_on_one_thread(
 
     def built(days: int) -> dict[str, Any]:
         configs.clear()
-        request = ReportRequest(
-            start_time=anchor - timedelta(days=days // 2),
-            end_time=anchor - timedelta(days=days // 2) + timedelta(days=days),
-            timezone="UTC",
-            directions=tuple(Direction),
-            record_types=tuple(RecordType),
-        )
+        request = around(anchor, days // 2, days - days // 2)
         query = compile_query(request, ["acc-1", "acc-2"])  # two accounts: days sort
         DuckDBEngine().build(query, snapshot, tmp_path / "r.csv")
         (own,) = [c for c in configs if c.get("temp_directory")]

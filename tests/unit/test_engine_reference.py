@@ -24,6 +24,7 @@ from tests.unit.lake_files import (
     NUMBERS,
     TAGS,
     Record,
+    around,
     day_statement_flags,
     layout,
     records,
@@ -240,13 +241,7 @@ def test_reference_agrees_on_a_fixed_case(tmp_path: Path) -> None:
     messages = records(rng, anchor, 200)
     files = layout(rng, messages)
     snapshot = write_lake(tmp_path / "lake", files)
-    request = ReportRequest(
-        start_time=anchor - timedelta(days=2),
-        end_time=anchor + timedelta(days=2),
-        timezone="America/Chicago",
-        directions=tuple(Direction),
-        record_types=tuple(RecordType),
-    )
+    request = around(anchor, 2, 2, "America/Chicago")
     accounts = ("acc-1", "acc-2")
     result = ENGINE.build(compile_query(request, accounts), snapshot, tmp_path / "r.csv")
     produced = (tmp_path / "r.csv").read_bytes()
@@ -270,13 +265,7 @@ def test_days_of_several_files_skip_the_latest_version_pass_when_no_id_repeats(
     messages = [v[:versions] for v in records(rng, anchor, 400)]
     files = layout(rng, messages, most_files=3)
     snapshot = write_lake(tmp_path / "lake", files, laid_out=laid_out)
-    request = ReportRequest(
-        start_time=anchor - timedelta(days=3),
-        end_time=anchor + timedelta(days=3),
-        timezone="America/Chicago",
-        directions=tuple(Direction),
-        record_types=tuple(RecordType),
-    )
+    request = around(anchor, 3, 3, "America/Chicago")
     accounts = ("acc-1", "acc-3")
     ENGINE.build(compile_query(request, accounts), snapshot, tmp_path / "r.csv")
     assert (tmp_path / "r.csv").read_bytes() == reference_csv(request, accounts, files)

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from mdr_reporting.domain.enums import Direction, RecordType
+from mdr_reporting.domain.enums import RecordType
 from mdr_reporting.domain.query import compile_query
 from mdr_reporting.domain.requests import ReportRequest
 from mdr_reporting.engines import duckdb as engine_module
 from mdr_reporting.engines.duckdb import DuckDBEngine
 from mdr_reporting.lake.base import Snapshot
-from tests.unit.lake_files import Record, layout, records, write_lake
+from tests.unit.lake_files import Record, around, layout, records, write_lake
 from tests.unit.reference_report import reference_csv
 
 SPRING = datetime(2024, 3, 10, 8, 0, tzinfo=UTC)  # America/Chicago springs forward
@@ -39,16 +39,9 @@ def _messages(rng: random.Random, anchor: datetime, days: int, per_day: int) -> 
 
 
 def _request(anchor: datetime, days: int, **changes: Any) -> ReportRequest:
-    values: dict[str, Any] = {
-        "start_time": anchor - timedelta(days=3),
-        "end_time": anchor + timedelta(days=days + 3),
-        "timezone": "America/Chicago",
-        "directions": tuple(Direction),
-        "record_types": tuple(RecordType),
-        "include_message_body": True,
-        **changes,
-    }
-    return ReportRequest(**values)
+    return around(
+        anchor, 3, days + 3, "America/Chicago", **{"include_message_body": True, **changes}
+    )
 
 
 def _counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
